@@ -1,0 +1,106 @@
+/**
+ * The port for payload bytes, addressed by object key. Implementations: memory and the local file system here,
+ * S3 in `@s3cache/s3`. Every implementation must pass the conformance suite in `test/utils/BlobStoreSuite.ts`.
+ *
+ * Object keys are relative, `/`-separated paths made of `[A-Za-z0-9._=-]` segments (`<ns>/<hh>/<hash>-<writeId>`);
+ * a store that maps keys onto a file system or a bucket prefix must refuse anything else with an
+ * `InvalidArgument` error, so no key can leave the store's root.
+ *
+ * @since 0.1.0
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+import type { BlobStoreError } from "./CacheError.js"
+import * as fileSystem from "./internal/fileSystemBlobStore.js"
+import * as memory from "./internal/memoryBlobStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BlobInfo {
+  readonly key: string
+  /** bytes */
+  readonly size: number
+  /** epoch milliseconds of the last write */
+  readonly lastModified: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeleteResult {
+  /** keys that are gone now, including keys that were already absent */
+  readonly deleted: number
+  /** keys that could not be deleted, with the reason */
+  readonly failed: ReadonlyArray<{ readonly key: string; readonly error: BlobStoreError }>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class BlobStore extends Context.Tag("@s3cache/core/BlobStore")<BlobStore, {
+  /** Store bytes under a key, replacing any object there. Atomic: a reader sees the old object, or all of the new. */
+  readonly put: (key: string, bytes: Uint8Array) => Effect.Effect<void, BlobStoreError>
+
+  /** Read an object; `Option.none()` when there is none. */
+  readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, BlobStoreError>
+
+  /** Delete objects in batches. Deleting an absent key succeeds. Per-key failures are reported, not raised. */
+  readonly delete: (keys: ReadonlyArray<string>) => Effect.Effect<DeleteResult, BlobStoreError>
+
+  /**
+   * Every object whose key starts with `prefix` (`""` for all), page by page, in constant memory. Objects still
+   * being written may be listed (with their temporary key) or not; they are never listed as complete objects.
+   */
+  readonly list: (prefix: string) => Stream.Stream<BlobInfo, BlobStoreError>
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<BlobStore["Type"]> = memory.make
+
+/**
+ * Payloads in a map, for tests and short-lived processes.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<BlobStore> = Layer.effect(BlobStore, makeMemory)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileSystemOptions {
+  /** the folder that holds the objects; created when missing */
+  readonly directory: string
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFileSystem: (
+  options: FileSystemOptions
+) => Effect.Effect<BlobStore["Type"], BlobStoreError, FileSystem.FileSystem | Path.Path> = fileSystem.make
+
+/**
+ * Payloads as files under a folder, written atomically (a temporary file, then a rename).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFileSystem = (
+  options: FileSystemOptions
+): Layer.Layer<BlobStore, BlobStoreError, FileSystem.FileSystem | Path.Path> =>
+  Layer.effect(BlobStore, makeFileSystem(options))

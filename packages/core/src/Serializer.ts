@@ -1,0 +1,153 @@
+/**
+ * Values ⇄ stored bytes: a codec (format) turns a value into bytes, a compression shrinks them, a checksum seals
+ * them. The record of an entry names the format and compression that wrote it, so reading never guesses.
+ *
+ * Formats of core:
+ * - `v8`: structured clone via `node:v8` (our counterpart of pickle): Dates, Maps, Sets, BigInts, typed arrays,
+ *   cycles; not functions, symbols or class prototypes.
+ * - `json`: `JSON.stringify` / `JSON.parse`.
+ * - `bytes`: a `Uint8Array` as it is.
+ * - `schema-json`: a value encoded with an `effect/Schema` and stored as JSON, so Dates, BigInts and branded types
+ *   round-trip and a value that no longer matches the schema is refused on read. Chosen by passing `schema`.
+ * - `auto` (a request, never stored): the first extra codec whose `canEncode` accepts the value, else `bytes` for a
+ *   `Uint8Array`, else `v8`.
+ *
+ * `Serializer` is a `Context.Reference`: without a layer, the default serializer (core codecs) is used. Packages
+ * that add codecs (`@s3cache/arrow`) provide a serializer made with `make({ codecs })`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Schema from "effect/Schema"
+import type { SerializationError } from "./CacheError.js"
+import * as internal from "./internal/serializer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Compression = "zstd" | "gzip" | "none"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const compressions: ReadonlyArray<Compression> = ["zstd", "gzip", "none"]
+
+/**
+ * A format request: `auto`, a core format, or the name of an extra codec (`"arrow"`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Format = "auto" | "v8" | "json" | "bytes" | (string & {})
+
+/**
+ * A codec that a serializer can be extended with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Codec {
+  /** stored in the entry record; must be stable across releases */
+  readonly name: string
+  /** when present, `auto` picks this codec for the values it accepts (tried before the core formats) */
+  readonly canEncode?: ((value: unknown) => boolean) | undefined
+  readonly encode: (value: unknown) => Effect.Effect<Uint8Array, SerializationError>
+  readonly decode: (bytes: Uint8Array) => Effect.Effect<unknown, SerializationError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EncodeOptions {
+  readonly format: Format
+  readonly compression: Compression
+  /** when given, the value is encoded with this schema and stored as `schema-json` */
+  readonly schema?: Schema.Schema<any, any, never> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Encoded {
+  /** the bytes to store: encoded, then compressed */
+  readonly bytes: Uint8Array
+  /** the format that encoded the value (never `auto`) */
+  readonly format: string
+  readonly compression: Compression
+  /** encoded size before compression */
+  readonly rawSize: number
+  /** `sha256:<hex>` of `bytes` */
+  readonly checksum: string
+  readonly codecVersion: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecodeOptions {
+  /** as recorded when the bytes were written */
+  readonly format: string
+  readonly compression: string
+  readonly checksum: string
+  readonly codecVersion: number
+  /** the reader's schema; a payload stored without one (or with another format) is refused */
+  readonly schema?: Schema.Schema<any, any, never> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Serializer extends Context.Reference<Serializer>()("@s3cache/core/Serializer", {
+  defaultValue: () => internal.make({})
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** the extra codecs, in the order `auto` tries them */
+  readonly codecs: ReadonlyArray<Codec>
+  readonly encode: (value: unknown, options: EncodeOptions) => Effect.Effect<Encoded, SerializationError>
+  /** verify the checksum, decompress, decode (and, with a schema, validate) */
+  readonly decode: (bytes: Uint8Array, options: DecodeOptions) => Effect.Effect<unknown, SerializationError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** codecs added to the core formats, tried in this order by `auto` */
+  readonly codecs?: ReadonlyArray<Codec> | undefined
+  /** zstd level, 1–22; default 3 */
+  readonly zstdLevel?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: Options) => Service = internal.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Serializer> => Layer.succeed(Serializer, make(options))
+
+/**
+ * The current codec version, stored in every record; a record written by a newer version is a miss.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const codecVersion: number = internal.codecVersion
