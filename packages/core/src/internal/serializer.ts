@@ -1,0 +1,453 @@
+/**
+ * The serializer behind `Serializer.make`: formats turn values into bytes, a compression shrinks them, a sha256
+ * checksum seals what is stored.
+ *
+ * Reading checks everything that does not need the payload first (codec version, schema rules, format and
+ * compression names), then the checksum, and only then decompresses: corrupt bytes never reach zstd, zlib or v8.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Crypto from "node:crypto"
+import { createRequire } from "node:module"
+import * as Util from "node:util"
+import * as V8 from "node:v8"
+import * as Zlib from "node:zlib"
+import { SerializationError } from "../CacheError.js"
+import type { Codec, Compression, DecodeOptions, Encoded, EncodeOptions, Options, Service } from "../Serializer.js"
+
+/**
+ * The native binding of `@mongodb-js/zstd`, not its wrapper: the 1.2.x wrapper drops the level on its way to the
+ * binding (every level compresses like 3), and 2.x, which passes it on, downloads its binary from GitHub at install
+ * time, which fails behind registry-only mirrors. The binding takes the level and is the same code the wrapper calls.
+ */
+const Zstd: {
+  readonly compress: (data: Buffer, level: number) => Promise<Buffer>
+  readonly decompress: (data: Buffer) => Promise<Buffer>
+} = createRequire(import.meta.url)("@mongodb-js/zstd/bindings.js")
+
+/**
+ * Bumped when the layout of stored bytes changes; a reader refuses records of a newer version.
+ *
+ * @since 0.1.0
+ */
+export const codecVersion: number = 1
+
+const coreFormats: ReadonlyArray<string> = ["auto", "v8", "json", "bytes", "schema-json"]
+
+const defaultZstdLevel = 3
+
+const gzip = Util.promisify(Zlib.gzip)
+const gunzip = Util.promisify(Zlib.gunzip)
+
+const textEncoder = new TextEncoder()
+// fatal: invalid UTF-8 is a decode error rather than U+FFFD silently spliced into the value
+const textDecoder = new TextDecoder("utf-8", { fatal: true })
+
+const messageOf = (u: unknown): string => u instanceof Error ? u.message : String(u)
+
+const describeValue = (value: unknown): string => {
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "an array"
+  if (typeof value === "object") {
+    const name = (value as { readonly constructor?: { readonly name?: unknown } }).constructor?.name
+    return typeof name === "string" && name !== "Object" ? `an object (${name})` : "an object"
+  }
+  return `a value of type ${typeof value}`
+}
+
+const isCompression = (name: string): name is Compression => name === "zstd" || name === "gzip" || name === "none"
+
+// zstd and zlib want a Buffer; a view over the same memory spares a copy of a large payload.
+const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+// Values come back as plain `Uint8Array`s whatever produced them, so they compare equal to what the user stored.
+const asPlain = (bytes: Uint8Array): Uint8Array =>
+  bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+// Node hands out small results as views into a shared 8 KiB pool or an oversized zlib chunk: whoever reads
+// `.buffer` (a transfer to a worker, a driver) would see other data. Those are copied; large results own their memory
+// already and pass through without a copy. Only for bytes this module produced: the caller's own bytes are returned
+// as views of exactly the payload.
+const owned = (bytes: Uint8Array): Uint8Array =>
+  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? asPlain(bytes) : new Uint8Array(bytes)
+
+const checksumOf = (bytes: Uint8Array): string => "sha256:" + Crypto.createHash("sha256").update(bytes).digest("hex")
+
+/**
+ * @since 0.1.0
+ */
+export const make = (options: Options): Service => {
+  const zstdLevel = options.zstdLevel ?? defaultZstdLevel
+
+  // Names resolve core formats first and the first codec of a name wins. A codec that shadows either would write
+  // bytes that read back through another decoder, so it is left out entirely: not listed, never picked by `auto`.
+  // (`make` returns a service, not an effect, so it has no channel to refuse such a codec with.)
+  const byName = new Map<string, Codec>()
+  for (const codec of options.codecs ?? []) {
+    if (!coreFormats.includes(codec.name) && !byName.has(codec.name)) {
+      byName.set(codec.name, codec)
+    }
+  }
+  const codecs: ReadonlyArray<Codec> = Array.from(byName.values())
+
+  const knownFormats = (): string =>
+    ["v8", "json", "bytes", "schema-json", ...codecs.map((codec) => codec.name)].map((name) => `"${name}"`).join(", ")
+
+  const unknownFormat = (format: string, reading: boolean): SerializationError =>
+    new SerializationError({
+      reason: "UnsupportedFormat",
+      format,
+      description: `${
+        reading ? "the entry was written with" : "no codec is registered for"
+      } format "${format}", which this serializer does not know (known: ${knownFormats()}); provide a Serializer layer that registers this codec (for "arrow": the layer of @s3cache/arrow)${
+        reading ? "; until then the entry is treated as a miss" : ""
+      }`
+    })
+
+  const unknownCompression = (format: string, compression: string, reading: boolean): SerializationError =>
+    new SerializationError({
+      reason: "UnsupportedFormat",
+      format,
+      description: reading
+        ? `the entry was compressed with "${compression}", which this version of s3cache does not know (known: "zstd", "gzip", "none"); upgrade @s3cache/core to read it; until then the entry is treated as a miss`
+        : `unknown compression "${compression}"; use "zstd", "gzip" or "none"`
+    })
+
+  // --- encoding ---------------------------------------------------------------------------------------------------
+
+  const jsonBytes = (value: unknown, format: string, hint: string): Effect.Effect<Uint8Array, SerializationError> =>
+    Effect.try({
+      try: (): string | undefined => JSON.stringify(value),
+      catch: (cause) =>
+        new SerializationError({
+          reason: "Encode",
+          format,
+          description: `JSON.stringify failed (${messageOf(cause)}); ${hint}`,
+          cause
+        })
+    }).pipe(Effect.flatMap((text) =>
+      text === undefined
+        ? Effect.fail(
+          new SerializationError({
+            reason: "Encode",
+            format,
+            description: `nothing to encode: JSON.stringify returned undefined for ${
+              describeValue(value)
+            }; JSON holds neither undefined, functions nor symbols: cache a JSON value, or use format "v8" (which stores undefined)`
+          })
+        )
+        : Effect.succeed(textEncoder.encode(text))
+    ))
+
+  const encodeWithSchema = (
+    value: unknown,
+    schema: Schema.Schema<any, any, never>
+  ): Effect.Effect<Uint8Array, SerializationError> =>
+    Schema.encode(schema)(value).pipe(
+      Effect.mapError((error) =>
+        new SerializationError({
+          reason: "Encode",
+          format: "schema-json",
+          description: `the value does not match the schema: ${error.message}; fix the value or the schema`,
+          cause: error
+        })
+      ),
+      Effect.flatMap((encoded) =>
+        jsonBytes(
+          encoded,
+          "schema-json",
+          "the schema's encoded side must be JSON: use schemas that encode to JSON values (`Schema.BigInt` rather than `Schema.BigIntFromSelf`, `Schema.Date` rather than `Schema.DateFromSelf`)"
+        )
+      )
+    )
+
+  // `auto` never reaches the store: it resolves to the format that actually encodes the value.
+  const pickAuto = (value: unknown): Effect.Effect<string, SerializationError> =>
+    Effect.suspend(() => {
+      for (const codec of codecs) {
+        if (codec.canEncode === undefined) continue
+        let accepted: boolean
+        try {
+          accepted = codec.canEncode(value)
+        } catch (cause) {
+          return Effect.fail(
+            new SerializationError({
+              reason: "Encode",
+              format: codec.name,
+              description: `canEncode of codec "${codec.name}" threw (${
+                messageOf(cause)
+              }); fix the codec, or pass a format other than "auto"`,
+              cause
+            })
+          )
+        }
+        if (accepted) return Effect.succeed(codec.name)
+      }
+      return Effect.succeed(value instanceof Uint8Array ? "bytes" : "v8")
+    })
+
+  const encodeAs = (format: string, value: unknown): Effect.Effect<Uint8Array, SerializationError> => {
+    switch (format) {
+      case "v8":
+        return Effect.try({
+          try: () => owned(V8.serialize(value)),
+          catch: (cause) =>
+            new SerializationError({
+              reason: "Encode",
+              format,
+              description: `v8 (structured clone) cannot encode this value (${
+                messageOf(cause)
+              }): functions, symbols, promises and other host objects cannot be cloned; cache plain data, pass \`format: "json"\` with a serializable value, or a \`schema\``,
+              cause
+            })
+        })
+      case "json":
+        return jsonBytes(
+          value,
+          format,
+          "JSON holds neither bigints nor cycles: use format \"v8\", or a `schema` (`Schema.BigInt` stores a bigint as a string)"
+        )
+      case "bytes":
+        return value instanceof Uint8Array
+          ? Effect.succeed(value)
+          : Effect.fail(
+            new SerializationError({
+              reason: "Encode",
+              format,
+              description: `format "bytes" stores a Uint8Array as it is, but got ${
+                describeValue(value)
+              }; pass a Uint8Array, or use format "auto", "v8" or "json"`
+            })
+          )
+      case "schema-json":
+        return Effect.fail(
+          new SerializationError({
+            reason: "Encode",
+            format,
+            description: "format \"schema-json\" is chosen by passing a `schema`, which this call does not; pass one"
+          })
+        )
+      default: {
+        const codec = byName.get(format)
+        return codec === undefined ? Effect.fail(unknownFormat(format, false)) : codec.encode(value)
+      }
+    }
+  }
+
+  const compress = (
+    bytes: Uint8Array,
+    format: string,
+    compression: Compression
+  ): Effect.Effect<Uint8Array, SerializationError> => {
+    const failure = (cause: unknown) =>
+      new SerializationError({
+        reason: "Compression",
+        format,
+        description: `${compression} could not compress ${bytes.byteLength} bytes (${
+          messageOf(cause)
+        }); use another compression ("none" always works)`,
+        cause
+      })
+    switch (compression) {
+      case "none":
+        return Effect.succeed(bytes)
+      case "zstd":
+        return Effect.tryPromise({ try: () => Zstd.compress(asBuffer(bytes), zstdLevel), catch: failure }).pipe(
+          Effect.map(owned)
+        )
+      case "gzip":
+        return Effect.tryPromise({ try: () => gzip(asBuffer(bytes)), catch: failure }).pipe(Effect.map(owned))
+    }
+  }
+
+  const encode = (value: unknown, options: EncodeOptions): Effect.Effect<Encoded, SerializationError> =>
+    Effect.gen(function*() {
+      const compression: string = options.compression
+      // checked before encoding, so a typo in the configuration does not cost an encode of every value
+      if (!isCompression(compression)) {
+        return yield* unknownCompression(
+          options.schema === undefined ? options.format : "schema-json",
+          compression,
+          false
+        )
+      }
+      let format: string
+      let raw: Uint8Array
+      if (options.schema !== undefined) {
+        format = "schema-json"
+        raw = yield* encodeWithSchema(value, options.schema)
+      } else {
+        format = options.format === "auto" ? yield* pickAuto(value) : options.format
+        raw = yield* encodeAs(format, value)
+      }
+      const bytes = yield* compress(raw, format, compression)
+      yield* Effect.annotateCurrentSpan({
+        "s3cache.format": format,
+        "s3cache.raw_size": raw.byteLength,
+        "s3cache.stored_size": bytes.byteLength
+      })
+      return {
+        bytes: asPlain(bytes),
+        format,
+        compression,
+        rawSize: raw.byteLength,
+        checksum: checksumOf(bytes),
+        codecVersion
+      }
+    }).pipe(
+      Effect.withSpan("Serializer.encode", {
+        attributes: { "s3cache.format_requested": options.format, "s3cache.compression": options.compression }
+      })
+    )
+
+  // --- decoding ---------------------------------------------------------------------------------------------------
+
+  const parseJson = (bytes: Uint8Array, format: string): Effect.Effect<unknown, SerializationError> =>
+    Effect.try({
+      try: () => JSON.parse(textDecoder.decode(bytes)) as unknown,
+      catch: (cause) =>
+        new SerializationError({
+          reason: "Decode",
+          format,
+          description: `the stored bytes are not JSON (${
+            messageOf(cause)
+          }); the entry will be treated as a miss and written again`,
+          cause
+        })
+    })
+
+  const readerHasSchema = (format: string): SerializationError =>
+    new SerializationError({
+      reason: "Decode",
+      format,
+      description:
+        `the entry was stored without a schema (format "${format}"), but this read passes one, so the value cannot be validated; the entry will be treated as a miss and written again with the schema. Give every call that shares this key the same schema`
+    })
+
+  const readerLacksSchema = (format: string): SerializationError =>
+    new SerializationError({
+      reason: "Decode",
+      format,
+      description:
+        "the entry was stored with a schema (format \"schema-json\"), but this read passes none, so it would get the schema's encoded side instead of the value; pass the same `schema` on every call that shares this key"
+    })
+
+  type Decoder = (raw: Uint8Array) => Effect.Effect<unknown, SerializationError>
+
+  // Resolved before the payload is touched: a record that cannot be read is refused without hashing or inflating it.
+  const decoderFor = (
+    format: string,
+    schema: Schema.Schema<any, any, never> | undefined
+  ): Decoder | SerializationError => {
+    if (schema !== undefined && format !== "schema-json") return readerHasSchema(format)
+    switch (format) {
+      case "v8":
+        return (raw) =>
+          Effect.try({
+            try: () => V8.deserialize(raw) as unknown,
+            catch: (cause) =>
+              new SerializationError({
+                reason: "Decode",
+                format,
+                description: `v8 could not deserialize the stored bytes (${
+                  messageOf(cause)
+                }); an older Node.js cannot read what a newer one wrote. The entry will be treated as a miss and written again`,
+                cause
+              })
+          })
+      case "json":
+        return (raw) => parseJson(raw, format)
+      case "bytes":
+        return (raw) => Effect.succeed(asPlain(raw))
+      case "schema-json": {
+        if (schema === undefined) return readerLacksSchema(format)
+        const decodeUnknown = Schema.decodeUnknown(schema)
+        return (raw) =>
+          parseJson(raw, format).pipe(
+            Effect.flatMap((json) =>
+              Effect.mapError(decodeUnknown(json), (error) =>
+                new SerializationError({
+                  reason: "Decode",
+                  format,
+                  description:
+                    `the stored value no longer matches the schema: ${error.message}; the entry will be treated as a miss and written again (to drop all entries of an old schema at once, change the cache's \`keyVersion\`)`,
+                  cause: error
+                }))
+            )
+          )
+      }
+      default: {
+        const codec = byName.get(format)
+        return codec === undefined ? unknownFormat(format, true) : (raw) => codec.decode(raw)
+      }
+    }
+  }
+
+  const decompress = (
+    bytes: Uint8Array,
+    format: string,
+    compression: Compression
+  ): Effect.Effect<Uint8Array, SerializationError> => {
+    const failure = (cause: unknown) =>
+      new SerializationError({
+        reason: "Compression",
+        format,
+        description: `${compression} could not decompress the stored bytes (${
+          messageOf(cause)
+        }), though their checksum matches: the writer stored a broken payload. The entry will be treated as a miss and written again`,
+        cause
+      })
+    switch (compression) {
+      case "none":
+        return Effect.succeed(bytes)
+      case "zstd":
+        return Effect.tryPromise({ try: () => Zstd.decompress(asBuffer(bytes)), catch: failure }).pipe(
+          Effect.map(owned)
+        )
+      case "gzip":
+        return Effect.tryPromise({ try: () => gunzip(asBuffer(bytes)), catch: failure }).pipe(Effect.map(owned))
+    }
+  }
+
+  const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
+    Effect.gen(function*() {
+      const { compression, format } = options
+      // written so that a missing or NaN version is refused as well
+      if (!(options.codecVersion <= codecVersion)) {
+        return yield* new SerializationError({
+          reason: "Decode",
+          format,
+          description:
+            `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
+        })
+      }
+      const decoder = decoderFor(format, options.schema)
+      if (decoder instanceof SerializationError) return yield* decoder
+      if (!isCompression(compression)) return yield* unknownCompression(format, compression, true)
+      const actual = checksumOf(bytes)
+      if (actual !== options.checksum) {
+        return yield* new SerializationError({
+          reason: "Checksum",
+          format,
+          description: `the stored bytes do not match their checksum (expected ${options.checksum.slice(0, 19)}…, got ${
+            actual.slice(0, 19)
+          }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
+        })
+      }
+      const raw = yield* decompress(bytes, format, compression)
+      return yield* decoder(raw)
+    }).pipe(
+      Effect.withSpan("Serializer.decode", {
+        attributes: {
+          "s3cache.format": options.format,
+          "s3cache.compression": options.compression,
+          "s3cache.stored_size": bytes.byteLength
+        }
+      })
+    )
+
+  return { codecs, encode, decode }
+}
