@@ -1,0 +1,525 @@
+/**
+ * The conformance suite of the `MetadataStore` port, written once and run against every implementation.
+ *
+ * Every test builds the layer afresh and works in a namespace of its own: a real Redis keeps its state between tests
+ * and between runs.
+ *
+ * @since 0.1.0
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import * as crypto from "node:crypto"
+import type { EntryRecord } from "../../src/MetadataStore.js"
+import { MetadataStore } from "../../src/MetadataStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export interface MetadataStoreSuiteOptions {
+  /**
+   * - `"test"`: the store reads Effect's `Clock`; the tests run under `TestClock` and move time with
+   *   `TestClock.adjust`, so they are exact and instant.
+   * - `"live"`: the store keeps time itself (Redis `PEXPIRE`/`PX`), which `TestClock` cannot drive; the tests run
+   *   with the live clock, short TTLs and real sleeps.
+   */
+  readonly clock: "test" | "live"
+  /**
+   * With the live clock: the TTL of records and locks in the expiry tests, milliseconds (default 400). The tests
+   * check at about half of it and a quarter past it, so raise it if the backend is slow to answer.
+   */
+  readonly ttlMs?: number | undefined
+}
+
+const runId = Math.random().toString(36).slice(2, 10)
+let namespaceCounter = 0
+
+/**
+ * A namespace no other test, suite or earlier run has used; valid for `CacheKey.validateNamespace`.
+ *
+ * @since 0.1.0
+ */
+export const freshNamespace: Effect.Effect<string> = Effect.sync(() => `t-${runId}-${++namespaceCounter}`)
+
+/**
+ * A sha256 hex hash, as `CacheKey.hash` produces.
+ *
+ * @since 0.1.0
+ */
+export const hashOf = (label: string): string => crypto.createHash("sha256").update(label).digest("hex")
+
+let writeCounter = 0
+
+/**
+ * A record whose object key is unique per call, as the cache writes them.
+ *
+ * @since 0.1.0
+ */
+export const makeRecord = (
+  namespace: string,
+  hash: string,
+  overrides?: Partial<EntryRecord>
+): EntryRecord => ({
+  hash,
+  namespace,
+  objectKey: `${namespace}/${hash.slice(0, 2)}/${hash}-w${++writeCounter}`,
+  format: "json",
+  compression: "none",
+  rawSize: 12,
+  storedSize: 12,
+  checksum: `sha256:${hashOf(`payload-${writeCounter}`)}`,
+  createdAt: 1_700_000_000_000,
+  ttlMs: 3_600_000,
+  codecVersion: 1,
+  keyPreview: `key ${hash.slice(0, 8)}`,
+  ...overrides
+})
+
+const sorted = (keys: ReadonlyArray<string>): Array<string> => [...keys].sort()
+
+/**
+ * Registers a `describe` block named `name` that runs the conformance tests against `layer`.
+ *
+ * @example
+ * metadataStoreSuite("RedisMetadataStore (standalone)", RedisMetadataStore.layer({ url }), { clock: "live" })
+ *
+ * @since 0.1.0
+ */
+export const metadataStoreSuite = (
+  name: string,
+  layer: Layer.Layer<MetadataStore, unknown>,
+  options: MetadataStoreSuiteOptions
+): void => {
+  const testClock = options.clock === "test"
+  /** TTL of records and locks in the expiry tests. */
+  const ttl = testClock ? 10_000 : (options.ttlMs ?? 400)
+  const advance = (millis: number): Effect.Effect<void> =>
+    testClock ? TestClock.adjust(Duration.millis(millis)) : Effect.sleep(Duration.millis(millis))
+  /** Between two accesses, so that millisecond LRU scores differ. */
+  const tick = advance(testClock ? 1 : 5)
+  /** Well inside a TTL started now. */
+  const halfTtl = advance(ttl / 2)
+  /** From half of a TTL to well past its end. */
+  const pastTtl = advance(ttl * 3 / 4)
+
+  const lockOf = (token: string, lockTtlMs = 60_000) => ({ token, lockTtlMs })
+
+  // Each test builds the layer itself rather than sharing it through `it.layer`: in @effect/vitest 0.30, `it.layer`
+  // overwrites the methods of the global `it`, which would change the environment of every later test in the file.
+  const test = (title: string, self: () => Effect.Effect<void, unknown, MetadataStore>): void =>
+    (testClock ? it.effect : it.live)(title, () => Effect.provide(self(), layer))
+
+  describe(name, () => {
+    test("lookup of an unknown hash takes the lock; nothing is stored", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Acquired" })
+        assert.strictEqual(yield* store.size(ns), 0)
+        assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.none()])
+        assert.deepStrictEqual(yield* store.getMany(ns, []), [])
+      }))
+
+    test("commit then lookup is a Hit with the same record", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        const record = makeRecord(ns, hash)
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Acquired" })
+        const result = yield* store.commit(record, { token: "A", maxEntries: 10 })
+        assert.deepStrictEqual(result, { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B")), { _tag: "Hit", record })
+        assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(record)])
+        assert.strictEqual(yield* store.size(ns), 1)
+      }))
+
+    test("getMany is aligned with its input", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const a = makeRecord(ns, hashOf("a"))
+        const b = makeRecord(ns, hashOf("b"))
+        yield* store.commit(a, { maxEntries: 10 })
+        yield* store.commit(b, { maxEntries: 10 })
+        assert.deepStrictEqual(
+          yield* store.getMany(ns, [hashOf("x"), b.hash, a.hash, hashOf("y"), b.hash]),
+          [Option.none(), Option.some(b), Option.some(a), Option.none(), Option.some(b)]
+        )
+      }))
+
+    test("the same hash in two namespaces is two entries", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns1 = yield* freshNamespace
+        const ns2 = yield* freshNamespace
+        const hash = hashOf("shared")
+        const r1 = makeRecord(ns1, hash)
+        yield* store.commit(r1, { maxEntries: 10 })
+        assert.deepStrictEqual(yield* store.lookup(ns2, hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.getMany(ns2, [hash]), [Option.none()])
+        assert.strictEqual(yield* store.size(ns2), 0)
+
+        const r2 = makeRecord(ns2, hash)
+        assert.deepStrictEqual(yield* store.commit(r2, { token: "A", maxEntries: 10 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* store.lookup(ns1, hash, lockOf("B")), { _tag: "Hit", record: r1 })
+        assert.deepStrictEqual(yield* store.lookup(ns2, hash, lockOf("B")), { _tag: "Hit", record: r2 })
+
+        assert.deepStrictEqual(yield* store.remove(ns1, [hash]), [r1.objectKey])
+        assert.deepStrictEqual(yield* store.getMany(ns2, [hash]), [Option.some(r2)])
+      }))
+
+    test("a commit replacing a record returns the old object key, not counted as evicted", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        const first = makeRecord(ns, hash)
+        const second = makeRecord(ns, hash, { storedSize: 99 })
+        yield* store.commit(first, { maxEntries: 1 })
+        assert.deepStrictEqual(yield* store.commit(second, { maxEntries: 1 }), {
+          obsolete: [first.objectKey],
+          evicted: 0
+        })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Hit", record: second })
+        assert.strictEqual(yield* store.size(ns), 1)
+
+        // The same object key is still referenced, so it is not obsolete.
+        const third = { ...second, storedSize: 100 }
+        assert.deepStrictEqual(yield* store.commit(third, { maxEntries: 1 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(third)])
+      }))
+
+    test("a record lives for ttlMs after its commit; access does not extend it", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
+        const other = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
+        yield* store.commit(record, { maxEntries: 10 })
+        yield* store.commit(other, { maxEntries: 10 })
+        yield* halfTtl
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Hit", record })
+        assert.strictEqual(yield* store.size(ns), 2)
+        yield* pastTtl
+        assert.deepStrictEqual(yield* store.getMany(ns, [record.hash, other.hash]), [
+          Option.none(),
+          Option.some(other)
+        ])
+        assert.strictEqual(yield* store.size(ns), 1)
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Acquired" })
+      }))
+
+    test("the TTL starts at the commit, not at createdAt", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+        const old = makeRecord(ns, hashOf("old"), { ttlMs: ttl, createdAt: now - ttl * 100 })
+        const future = makeRecord(ns, hashOf("future"), { ttlMs: ttl, createdAt: now + ttl * 100 })
+        yield* store.commit(old, { maxEntries: 10 })
+        yield* store.commit(future, { maxEntries: 10 })
+        assert.deepStrictEqual(yield* store.getMany(ns, [old.hash, future.hash]), [
+          Option.some(old),
+          Option.some(future)
+        ])
+        yield* halfTtl
+        yield* pastTtl
+        assert.deepStrictEqual(yield* store.getMany(ns, [old.hash, future.hash]), [Option.none(), Option.none()])
+      }))
+
+    test("a commit drops expired entries before evicting, and does not count them as evicted", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const shortLived = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
+        const b = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
+        const c = makeRecord(ns, hashOf("c"), { ttlMs: ttl * 100 })
+        yield* store.commit(shortLived, { maxEntries: 2 })
+        yield* tick
+        yield* store.commit(b, { maxEntries: 2 })
+        yield* halfTtl
+        yield* pastTtl
+        const result = yield* store.commit(c, { maxEntries: 2 })
+        assert.strictEqual(result.evicted, 0)
+        // Whether an expired record's object key can still be reported depends on the backend (a Redis key is gone
+        // once it expired); a live record's key never is.
+        for (const key of result.obsolete) {
+          assert.strictEqual(key, shortLived.objectKey)
+        }
+        assert.deepStrictEqual(yield* store.getMany(ns, [shortLived.hash, b.hash, c.hash]), [
+          Option.none(),
+          Option.some(b),
+          Option.some(c)
+        ])
+        assert.strictEqual(yield* store.size(ns), 2)
+      }))
+
+    test("eviction drops the least recently accessed entry, not the oldest one", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const [a, b, c, d] = ["a", "b", "c", "d"].map((label) => makeRecord(ns, hashOf(label)))
+        yield* store.commit(a!, { maxEntries: 3 })
+        yield* tick
+        yield* store.commit(b!, { maxEntries: 3 })
+        yield* tick
+        yield* store.commit(c!, { maxEntries: 3 })
+        yield* tick
+        assert.deepStrictEqual(yield* store.lookup(ns, a!.hash, lockOf("A")), { _tag: "Hit", record: a! })
+        yield* tick
+        assert.deepStrictEqual(yield* store.commit(d!, { maxEntries: 3 }), { obsolete: [b!.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* store.getMany(ns, [a!.hash, b!.hash, c!.hash, d!.hash]), [
+          Option.some(a!),
+          Option.none(),
+          Option.some(c!),
+          Option.some(d!)
+        ])
+        assert.strictEqual(yield* store.size(ns), 3)
+        yield* tick
+        // Now c is the least recently accessed.
+        const e = makeRecord(ns, hashOf("e"))
+        assert.deepStrictEqual(yield* store.commit(e, { maxEntries: 3 }), { obsolete: [c!.objectKey], evicted: 1 })
+      }))
+
+    test("a commit counts as an access", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const a1 = makeRecord(ns, hashOf("a"))
+        const b = makeRecord(ns, hashOf("b"))
+        yield* store.commit(a1, { maxEntries: 2 })
+        yield* tick
+        yield* store.commit(b, { maxEntries: 2 })
+        yield* tick
+        const a2 = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(yield* store.commit(a2, { maxEntries: 2 }), { obsolete: [a1.objectKey], evicted: 0 })
+        yield* tick
+        const c = makeRecord(ns, hashOf("c"))
+        assert.deepStrictEqual(yield* store.commit(c, { maxEntries: 2 }), { obsolete: [b.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* store.getMany(ns, [a2.hash, b.hash, c.hash]), [
+          Option.some(a2),
+          Option.none(),
+          Option.some(c)
+        ])
+      }))
+
+    test("getMany does not count as an access", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const a = makeRecord(ns, hashOf("a"))
+        const b = makeRecord(ns, hashOf("b"))
+        yield* store.commit(a, { maxEntries: 2 })
+        yield* tick
+        yield* store.commit(b, { maxEntries: 2 })
+        yield* tick
+        assert.deepStrictEqual(yield* store.getMany(ns, [a.hash]), [Option.some(a)])
+        yield* tick
+        const c = makeRecord(ns, hashOf("c"))
+        assert.deepStrictEqual(yield* store.commit(c, { maxEntries: 2 }), { obsolete: [a.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* store.getMany(ns, [a.hash, b.hash, c.hash]), [
+          Option.none(),
+          Option.some(b),
+          Option.some(c)
+        ])
+      }))
+
+    test("a commit evicts as many entries as it takes to reach maxEntries", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const records = ["a", "b", "c", "d", "e"].map((label) => makeRecord(ns, hashOf(label)))
+        for (const record of records) {
+          yield* store.commit(record, { maxEntries: 10 })
+          yield* tick
+        }
+        const f = makeRecord(ns, hashOf("f"))
+        const result = yield* store.commit(f, { maxEntries: 2 })
+        assert.strictEqual(result.evicted, 4)
+        assert.deepStrictEqual(sorted(result.obsolete), sorted(records.slice(0, 4).map((r) => r.objectKey)))
+        assert.strictEqual(yield* store.size(ns), 2)
+        assert.deepStrictEqual(yield* store.getMany(ns, [records[4]!.hash, f.hash]), [
+          Option.some(records[4]!),
+          Option.some(f)
+        ])
+      }))
+
+    test("maxEntries applies per namespace", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns1 = yield* freshNamespace
+        const ns2 = yield* freshNamespace
+        const records = ["a", "b", "c"].map((label) => makeRecord(ns1, hashOf(label)))
+        for (const record of records) {
+          yield* store.commit(record, { maxEntries: 10 })
+          yield* tick
+        }
+        const other = makeRecord(ns2, hashOf("x"))
+        assert.deepStrictEqual(yield* store.commit(other, { maxEntries: 1 }), { obsolete: [], evicted: 0 })
+        assert.strictEqual(yield* store.size(ns1), 3)
+        assert.strictEqual(yield* store.size(ns2), 1)
+      }))
+
+    test("a second token is Busy until the holder releases the lock", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B")), { _tag: "Busy" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Acquired" })
+        // The lock is per hash.
+        assert.deepStrictEqual(yield* store.lookup(ns, hashOf("b"), lockOf("B")), { _tag: "Acquired" })
+        yield* store.releaseLock(ns, hash, "B")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("C")), { _tag: "Busy" })
+        yield* store.releaseLock(ns, hash, "A")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Busy" })
+        // Releasing a lock nobody holds is not an error.
+        yield* store.releaseLock(ns, hashOf("free"), "A")
+      }))
+
+    test("a lock expires after lockTtlMs; taking it again under the same token refreshes it", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        const hash2 = hashOf("b")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A", ttl)), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash2, lockOf("A", ttl)), { _tag: "Acquired" })
+        yield* halfTtl
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B", ttl)), { _tag: "Busy" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash2, lockOf("A", ttl)), { _tag: "Acquired" })
+        yield* pastTtl
+        // The first lock was never released: its holder may have crashed.
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B", ttl)), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A", ttl)), { _tag: "Busy" })
+        // The second was refreshed half a TTL in, so it still has a quarter to live.
+        assert.deepStrictEqual(yield* store.lookup(ns, hash2, lockOf("B", ttl)), { _tag: "Busy" })
+        yield* halfTtl
+        assert.deepStrictEqual(yield* store.lookup(ns, hash2, lockOf("B", ttl)), { _tag: "Acquired" })
+      }))
+
+    test("a commit under the holder's token releases the lock", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Acquired" })
+        yield* store.commit(record, { token: "A", maxEntries: 10 })
+        // With the record gone, a lookup shows whether the lock is still there.
+        assert.deepStrictEqual(yield* store.remove(ns, [record.hash]), [record.objectKey])
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("B")), { _tag: "Acquired" })
+      }))
+
+    test("a commit under another token, or none, writes the record and keeps the lock", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const first = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.commit(first, { token: "B", maxEntries: 10 }), {
+          obsolete: [],
+          evicted: 0
+        })
+        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("C")), { _tag: "Hit", record: first })
+        const second = makeRecord(ns, hashOf("a"))
+        yield* store.commit(second, { maxEntries: 10 })
+        assert.deepStrictEqual(yield* store.lookup(ns, second.hash, lockOf("C")), { _tag: "Hit", record: second })
+        assert.deepStrictEqual(yield* store.remove(ns, [first.hash]), [second.objectKey])
+        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("C")), { _tag: "Busy" })
+        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("A")), { _tag: "Acquired" })
+      }))
+
+    test("concurrent lookups of a missing hash: exactly one acquires the lock", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        const tokens = Array.from({ length: 20 }, (_, i) => `token-${i}`)
+        const results = yield* Effect.forEach(tokens, (token) => store.lookup(ns, hash, lockOf(token)), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(results.filter((r) => r._tag === "Acquired").length, 1)
+        assert.strictEqual(results.filter((r) => r._tag === "Busy").length, tokens.length - 1)
+      }))
+
+    test("remove returns the object keys of the records that existed", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const a = makeRecord(ns, hashOf("a"))
+        const b = makeRecord(ns, hashOf("b"))
+        const c = makeRecord(ns, hashOf("c"))
+        for (const record of [a, b, c]) {
+          yield* store.commit(record, { maxEntries: 10 })
+        }
+        assert.deepStrictEqual(yield* store.remove(ns, []), [])
+        assert.deepStrictEqual(yield* store.remove(ns, [hashOf("missing")]), [])
+        const removed = yield* store.remove(ns, [a.hash, hashOf("missing"), b.hash, a.hash])
+        assert.deepStrictEqual(sorted(removed), sorted([a.objectKey, b.objectKey]))
+        assert.deepStrictEqual(yield* store.getMany(ns, [a.hash, b.hash, c.hash]), [
+          Option.none(),
+          Option.none(),
+          Option.some(c)
+        ])
+        assert.strictEqual(yield* store.size(ns), 1)
+        assert.deepStrictEqual(yield* store.lookup(ns, a.hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.remove(yield* freshNamespace, [a.hash]), [])
+      }))
+
+    test("a namespace is registered by its first commit and stays until it is removed", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"))
+        assert.isFalse((yield* store.namespaces).includes(ns))
+        yield* store.lookup(ns, record.hash, lockOf("A"))
+        assert.isFalse((yield* store.namespaces).includes(ns))
+        yield* store.commit(record, { token: "A", maxEntries: 10 })
+        assert.isTrue((yield* store.namespaces).includes(ns))
+        yield* store.remove(ns, [record.hash])
+        assert.isTrue((yield* store.namespaces).includes(ns))
+        yield* store.removeNamespace(ns)
+        assert.isFalse((yield* store.namespaces).includes(ns))
+      }))
+
+    test("removeNamespace removes records and locks of that namespace only", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const other = yield* freshNamespace
+        const a = makeRecord(ns, hashOf("a"))
+        const b = makeRecord(ns, hashOf("b"))
+        const kept = makeRecord(other, hashOf("a"))
+        const locked = hashOf("locked")
+        yield* store.commit(a, { maxEntries: 10 })
+        yield* store.commit(b, { maxEntries: 10 })
+        yield* store.commit(kept, { maxEntries: 10 })
+        assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(other, locked, lockOf("A")), { _tag: "Acquired" })
+
+        assert.deepStrictEqual(sorted(yield* store.removeNamespace(ns)), sorted([a.objectKey, b.objectKey]))
+
+        assert.strictEqual(yield* store.size(ns), 0)
+        assert.deepStrictEqual(yield* store.getMany(ns, [a.hash, b.hash]), [Option.none(), Option.none()])
+        assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("B")), { _tag: "Acquired" })
+        const namespaces = yield* store.namespaces
+        assert.isFalse(namespaces.includes(ns))
+        assert.isTrue(namespaces.includes(other))
+        assert.strictEqual(yield* store.size(other), 1)
+        assert.deepStrictEqual(yield* store.lookup(other, kept.hash, lockOf("B")), { _tag: "Hit", record: kept })
+        assert.deepStrictEqual(yield* store.lookup(other, locked, lockOf("B")), { _tag: "Busy" })
+
+        assert.deepStrictEqual(yield* store.removeNamespace(yield* freshNamespace), [])
+        // A removed namespace can be used again.
+        assert.deepStrictEqual(yield* store.commit(a, { maxEntries: 10 }), { obsolete: [], evicted: 0 })
+        assert.isTrue((yield* store.namespaces).includes(ns))
+      }))
+  })
+}
