@@ -1,0 +1,258 @@
+/**
+ * Options of the cache, their defaults (those of the seed), their validation and their environment variables.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { CacheInputError } from "./CacheError.js"
+import * as CacheKey from "./CacheKey.js"
+import type { Compression, Format } from "./Serializer.js"
+import { compressions } from "./Serializer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** names this cache in metrics (`cache` attribute) and logs; default `"default"` */
+  readonly name?: string | undefined
+  /** the namespace of calls that name none; default `"default"` */
+  readonly namespace?: string | undefined
+  /** time to live of an entry; default 1 hour */
+  readonly defaultTtl?: Duration.DurationInput | undefined
+  /** live entries kept per namespace, least recently read evicted first; default 10000 */
+  readonly maxCacheEntries?: number | undefined
+  /** how long a stampede lock lives, and how long a caller waits for another process's result; default 30 s */
+  readonly stampedeLockTtl?: Duration.DurationInput | undefined
+  /** default `"auto"` */
+  readonly serializationFormat?: Format | undefined
+  /** default `"zstd"` */
+  readonly compression?: Compression | undefined
+  /** deadline of each metadata store call; default 1 s */
+  readonly metadataTimeout?: Duration.DurationInput | undefined
+  /** deadline of each blob store call; default 30 s */
+  readonly blobTimeout?: Duration.DurationInput | undefined
+  /** background writes that run at once; default 4 */
+  readonly writeConcurrency?: number | undefined
+  /** background writes that may wait; past this, new values are returned but not stored; default 1000 */
+  readonly maxPendingWrites?: number | undefined
+  /** how long closing the cache waits for pending writes; default 10 s */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** part of every hash: change it to start from an empty cache without deleting anything; default `"1"` */
+  readonly keyVersion?: string | undefined
+}
+
+/**
+ * Options after defaults and validation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolved {
+  readonly name: string
+  readonly namespace: string
+  readonly defaultTtl: Duration.Duration
+  readonly maxCacheEntries: number
+  readonly stampedeLockTtl: Duration.Duration
+  readonly serializationFormat: Format
+  readonly compression: Compression
+  readonly metadataTimeout: Duration.Duration
+  readonly blobTimeout: Duration.Duration
+  readonly writeConcurrency: number
+  readonly maxPendingWrites: number
+  readonly shutdownTimeout: Duration.Duration
+  readonly keyVersion: string
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: Resolved = {
+  name: "default",
+  namespace: CacheKey.defaultNamespace,
+  defaultTtl: Duration.hours(1),
+  maxCacheEntries: 10_000,
+  stampedeLockTtl: Duration.seconds(30),
+  serializationFormat: "auto",
+  compression: "zstd",
+  metadataTimeout: Duration.seconds(1),
+  blobTimeout: Duration.seconds(30),
+  writeConcurrency: 4,
+  maxPendingWrites: 1000,
+  shutdownTimeout: Duration.seconds(10),
+  keyVersion: CacheKey.defaultVersion
+}
+
+const invalid = (method: string, description: string) =>
+  new CacheInputError({ reason: "InvalidOption", method, description })
+
+/**
+ * A positive, finite duration, or a typed error naming the option.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const positiveDuration = (
+  input: Duration.DurationInput,
+  option: string,
+  method: string,
+  reason: "InvalidOption" | "InvalidTtl" = "InvalidOption"
+): Either.Either<Duration.Duration, CacheInputError> => {
+  const duration = Option.getOrUndefined(Duration.decodeUnknown(input))
+  return duration !== undefined && Duration.isFinite(duration) && Duration.toMillis(duration) >= 1
+    ? Either.right(duration)
+    : Either.left(
+      new CacheInputError({
+        reason,
+        method,
+        description: `${option} must be a finite duration of at least 1 millisecond (got ${String(input)}); ` +
+          "pass e.g. \"10 minutes\", Duration.seconds(30) or a number of milliseconds"
+      })
+    )
+}
+
+const positiveInteger = (value: number, option: string, method: string) =>
+  Number.isSafeInteger(value) && value > 0
+    ? Either.right(value)
+    : Either.left(invalid(method, `${option} must be a positive integer (got ${String(value)})`))
+
+/**
+ * Apply defaults and validate. Errors say which option is wrong and what it takes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.Effect<Resolved, CacheInputError> =>
+  Effect.gen(function*() {
+    const compression = options.compression ?? defaults.compression
+    if (!compressions.includes(compression)) {
+      return yield* invalid(
+        method,
+        `compression must be one of ${compressions.join(", ")} (got ${String(compression)})`
+      )
+    }
+    const format = options.serializationFormat ?? defaults.serializationFormat
+    if (typeof format !== "string" || format.length === 0) {
+      return yield* invalid(method, "serializationFormat must be \"auto\", \"v8\", \"json\", \"bytes\" or a codec name")
+    }
+    const name = options.name ?? defaults.name
+    if (typeof name !== "string" || name.length === 0) {
+      return yield* invalid(method, "name must be a non-empty string")
+    }
+    const keyVersion = options.keyVersion ?? defaults.keyVersion
+    if (typeof keyVersion !== "string" || keyVersion.length === 0) {
+      return yield* invalid(method, "keyVersion must be a non-empty string")
+    }
+    return {
+      name,
+      namespace: yield* CacheKey.validateNamespace(options.namespace ?? defaults.namespace, method),
+      defaultTtl: yield* positiveDuration(
+        options.defaultTtl ?? defaults.defaultTtl,
+        "defaultTtl",
+        method,
+        "InvalidTtl"
+      ),
+      maxCacheEntries: yield* positiveInteger(
+        options.maxCacheEntries ?? defaults.maxCacheEntries,
+        "maxCacheEntries",
+        method
+      ),
+      stampedeLockTtl: yield* positiveDuration(
+        options.stampedeLockTtl ?? defaults.stampedeLockTtl,
+        "stampedeLockTtl",
+        method
+      ),
+      serializationFormat: format,
+      compression,
+      metadataTimeout: yield* positiveDuration(
+        options.metadataTimeout ?? defaults.metadataTimeout,
+        "metadataTimeout",
+        method
+      ),
+      blobTimeout: yield* positiveDuration(options.blobTimeout ?? defaults.blobTimeout, "blobTimeout", method),
+      writeConcurrency: yield* positiveInteger(
+        options.writeConcurrency ?? defaults.writeConcurrency,
+        "writeConcurrency",
+        method
+      ),
+      maxPendingWrites: yield* positiveInteger(
+        options.maxPendingWrites ?? defaults.maxPendingWrites,
+        "maxPendingWrites",
+        method
+      ),
+      shutdownTimeout: yield* positiveDuration(
+        options.shutdownTimeout ?? defaults.shutdownTimeout,
+        "shutdownTimeout",
+        method
+      ),
+      keyVersion
+    }
+  })
+
+/**
+ * A duration from the environment: a bare number is seconds (as in the seed: `S3CACHE_DEFAULT_TTL=3600`), anything
+ * else is parsed as an Effect duration (`"10 minutes"`, `"250 millis"`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const duration = (name: string): Config.Config<Duration.Duration> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const trimmed = text.trim()
+      const decoded = /^\d+(\.\d+)?$/.test(trimmed)
+        ? Option.some(Duration.seconds(Number(trimmed)))
+        : Duration.decodeUnknown(trimmed)
+      return Option.match(decoded, {
+        onNone: () =>
+          Either.left(
+            ConfigError.InvalidData(
+              [],
+              `expected seconds (e.g. 3600) or a duration (e.g. "10 minutes"), got ${JSON.stringify(text)}`
+            )
+          ),
+        onSome: Either.right
+      })
+    })
+  )
+
+/**
+ * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
+ * `S3CACHE_NAME`, `S3CACHE_NAMESPACE`, `S3CACHE_DEFAULT_TTL`, `S3CACHE_MAX_CACHE_ENTRIES`,
+ * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`, `S3CACHE_METADATA_TIMEOUT`,
+ * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
+ * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.nested(
+  Config.all({
+    name: Config.option(Config.string("NAME")),
+    namespace: Config.option(Config.string("NAMESPACE")),
+    defaultTtl: Config.option(duration("DEFAULT_TTL")),
+    maxCacheEntries: Config.option(Config.integer("MAX_CACHE_ENTRIES")),
+    stampedeLockTtl: Config.option(duration("STAMPEDE_LOCK_TTL")),
+    serializationFormat: Config.option(Config.string("SERIALIZATION_FORMAT")),
+    compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
+    metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),
+    blobTimeout: Config.option(duration("BLOB_TIMEOUT")),
+    writeConcurrency: Config.option(Config.integer("WRITE_CONCURRENCY")),
+    maxPendingWrites: Config.option(Config.integer("MAX_PENDING_WRITES")),
+    shutdownTimeout: Config.option(duration("SHUTDOWN_TIMEOUT")),
+    keyVersion: Config.option(Config.string("KEY_VERSION"))
+  }).pipe(Config.map((options) => {
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(options as Record<string, Option.Option<unknown>>)) {
+      if (Option.isSome(value)) out[key] = value.value
+    }
+    return out as Options
+  })),
+  "S3CACHE"
+)

@@ -1,0 +1,226 @@
+/**
+ * Cache keys: what two calls must share to share a cached value.
+ *
+ * `hash = sha256(version ‖ namespace ‖ encode(key))`, hex. A string key is trimmed and its runs of white space are
+ * collapsed to one space (case is kept), so the same SQL written on one line or five hits the same entry. Any other
+ * key gets a stable, type-tagged encoding: record keys are sorted (`{a:1,b:2}` and `{b:2,a:1}` hash the same),
+ * `1`, `"1"` and `1n` differ, Dates, Maps, Sets and byte arrays have their own tags. Strings *inside* a structured
+ * key are kept exactly: only a whole-string key is a "query" to normalize.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import * as crypto from "node:crypto"
+import { CacheInputError } from "./CacheError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CacheKey = unknown
+
+/**
+ * The namespace used when none is given.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultNamespace = "default"
+
+/**
+ * Bumped when the key encoding changes, so old entries are never read with new meanings.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultVersion = "1"
+
+const namespacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+
+/**
+ * A namespace is 1–64 characters of `[A-Za-z0-9_.-]`, starting with a letter or digit. It becomes part of Redis
+ * keys (`qc:{ns}:e:<hash>`) and object keys (`<prefix>/<ns>/…`), so characters such as `*`, `{`, `}`, `:` or `/`
+ * could reach another namespace's keys or hash slot; they are refused.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateNamespace = (namespace: string, method: string): Either.Either<string, CacheInputError> =>
+  typeof namespace === "string" && namespacePattern.test(namespace)
+    ? Either.right(namespace)
+    : Either.left(
+      new CacheInputError({
+        reason: "InvalidNamespace",
+        method,
+        description: `namespace ${preview(String(namespace), 40)} is not allowed: use 1-64 characters of ` +
+          "letters, digits, '_', '.' or '-', starting with a letter or digit"
+      })
+    )
+
+/**
+ * Whitespace normalization of a string key: trim, collapse each run of white space to one space, keep case.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const normalize = (key: string): string => key.trim().replace(/\s+/g, " ")
+
+/**
+ * The canonical text of a key, as hashed. Fails for keys that have no stable encoding (functions, symbols, cycles,
+ * invalid dates, class instances without `toJSON`).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (key: CacheKey, method = "CacheKey.encode"): Either.Either<string, CacheInputError> => {
+  if (typeof key === "string") {
+    return Either.right(JSON.stringify(normalize(key)))
+  }
+  try {
+    return Either.right(encodeValue(key, new Set()))
+  } catch (error) {
+    return Either.left(
+      new CacheInputError({
+        reason: "InvalidKey",
+        method,
+        description: error instanceof KeyEncodingError
+          ? `${error.message}; use strings, numbers, bigints, booleans, null, Dates, byte arrays, and arrays, ` +
+            "records, Maps or Sets of those"
+          : "the key could not be encoded",
+        cause: error
+      })
+    )
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HashOptions {
+  readonly namespace?: string | undefined
+  readonly version?: string | undefined
+}
+
+/**
+ * The entry hash of a key in a namespace (sha256, 64 hex characters).
+ *
+ * @example
+ * import { CacheKey } from "@s3cache/core"
+ * import * as Either from "effect/Either"
+ *
+ * const a = CacheKey.hash("SELECT *\n  FROM users", { namespace: "reports" })
+ * const b = CacheKey.hash("  SELECT * FROM users ", { namespace: "reports" })
+ * console.log(Either.getOrThrow(a) === Either.getOrThrow(b)) // true
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const hash = (
+  key: CacheKey,
+  options: HashOptions = {},
+  method = "CacheKey.hash"
+): Either.Either<{ readonly hash: string; readonly preview: string }, CacheInputError> =>
+  Either.flatMap(
+    validateNamespace(options.namespace ?? defaultNamespace, method),
+    (namespace) =>
+      Either.map(encode(key, method), (encoded) => ({
+        hash: crypto.createHash("sha256")
+          .update(options.version ?? defaultVersion)
+          .update("\u0000")
+          .update(namespace)
+          .update("\u0000")
+          .update(encoded)
+          .digest("hex"),
+        preview: preview(typeof key === "string" ? normalize(key) : encoded, 200)
+      }))
+  )
+
+/**
+ * The object key of one write of an entry: `<ns>/<hash[0..2]>/<hash>-<writeId>`. A new `writeId` per write means a
+ * reader holding an old record never reads half of a new object, and concurrent writers never clobber each other.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const objectKey = (namespace: string, hash: string, writeId: string): string =>
+  `${namespace}/${hash.slice(0, 2)}/${hash}-${writeId}`
+
+/**
+ * The inverse of `objectKey`, for orphan cleanup; temporary files of an interrupted write
+ * (`<hash>-<writeId>.tmp-…`) parse too, to the entry they belonged to.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const parseObjectKey = (
+  key: string
+): { readonly namespace: string; readonly hash: string; readonly complete: boolean } | undefined => {
+  const match = objectKeyPattern.exec(key)
+  if (match === null || !namespacePattern.test(match[1]!) || match[3]!.slice(0, 2) !== match[2]) return undefined
+  return { namespace: match[1]!, hash: match[3]!, complete: match[4] === undefined }
+}
+
+const objectKeyPattern = /^([^/]+)\/([0-9a-f]{2})\/([0-9a-f]{64})-[A-Za-z0-9_-]+(\.tmp-[A-Za-z0-9_-]+)?$/
+
+const preview = (text: string, max: number): string => text.length > max ? `${text.slice(0, max - 1)}…` : text
+
+class KeyEncodingError extends Error {}
+
+const encodeValue = (value: unknown, seen: Set<object>): string => {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value)
+    case "number":
+      // -0 and 0 are the same key; NaN and ±Infinity get a spelling JSON lacks
+      return `n:${Object.is(value, -0) ? "0" : String(value)}`
+    case "bigint":
+      return `b:${value}`
+    case "boolean":
+      return value ? "true" : "false"
+    case "undefined":
+      return "undefined"
+    case "function":
+    case "symbol":
+      throw new KeyEncodingError(`a ${typeof value} cannot be part of a cache key`)
+  }
+  if (value === null) return "null"
+  const object = value as object
+  if (seen.has(object)) throw new KeyEncodingError("a cyclic value cannot be a cache key")
+  seen.add(object)
+  try {
+    return encodeObject(object, seen)
+  } finally {
+    seen.delete(object)
+  }
+}
+
+const encodeObject = (object: object, seen: Set<object>): string => {
+  if (object instanceof Date) {
+    if (Number.isNaN(object.getTime())) throw new KeyEncodingError("an invalid Date cannot be part of a cache key")
+    return `d:${object.toISOString()}`
+  }
+  if (object instanceof Uint8Array) {
+    return `u8:${Buffer.from(object.buffer, object.byteOffset, object.length).toString("base64")}`
+  }
+  if (Array.isArray(object)) return `[${object.map((item) => encodeValue(item, seen)).join(",")}]`
+  if (object instanceof Map) {
+    const entries = Array.from(object, ([k, v]) => `${encodeValue(k, seen)}=>${encodeValue(v, seen)}`).sort()
+    return `map{${entries.join(",")}}`
+  }
+  if (object instanceof Set) return `set{${Array.from(object, (item) => encodeValue(item, seen)).sort().join(",")}}`
+  const prototype = Object.getPrototypeOf(object)
+  if (prototype !== Object.prototype && prototype !== null) {
+    const toJSON = (object as { toJSON?: unknown }).toJSON
+    if (typeof toJSON === "function") return `j:${encodeValue(toJSON.call(object), seen)}`
+    throw new KeyEncodingError(
+      `an instance of ${prototype?.constructor?.name ?? "a class"} has no stable encoding (give it a toJSON method)`
+    )
+  }
+  // properties set to undefined are dropped, as JSON does, so `{ a: 1, b: undefined }` and `{ a: 1 }` agree
+  const fields = Object.keys(object)
+    .filter((k) => (object as Record<string, unknown>)[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${encodeValue((object as Record<string, unknown>)[k], seen)}`)
+  return `{${fields.join(",")}}`
+}

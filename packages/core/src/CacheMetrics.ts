@@ -1,0 +1,236 @@
+/**
+ * The `s3cache_*` metrics. Core updates them; `Cache.stats` reads them; an OpenTelemetry exporter sees them like
+ * any Effect `Metric`. Each cache tags its metrics with `cache: <name>`, so two caches of different names keep
+ * separate numbers (two caches of the same name share them).
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/**
+ * Calls answered from a stored entry.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const hits = Metric.counter("s3cache_hits_total", { description: "calls answered from the cache" })
+
+/**
+ * Calls that ran the effect because no entry was usable (including after a bad entry was dropped).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const misses = Metric.counter("s3cache_misses_total", { description: "calls that ran the effect" })
+
+/**
+ * Calls that joined a computation already in flight in this process instead of starting one.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const coalesced = Metric.counter("s3cache_coalesced_total", {
+  description: "calls that shared an in-flight computation"
+})
+
+/**
+ * Cache failures of any kind (store errors and timeouts, corrupt or undecodable entries, failed writes, bad input).
+ * Each is also logged as a warning with its cause.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const errors = Metric.counter("s3cache_errors_total", { description: "cache failures (all kinds)" })
+
+/**
+ * Calls that ran the effect uncached because the cache itself failed (fail-open).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bypassed = Metric.counter("s3cache_bypassed_total", {
+  description: "calls served uncached because the cache failed"
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writes = Metric.counter("s3cache_writes_total", { description: "entries persisted" })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeFailures = Metric.counter("s3cache_write_failures_total", {
+  description: "background writes that failed"
+})
+
+/**
+ * Values not stored because `maxPendingWrites` writes were already waiting.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writesDropped = Metric.counter("s3cache_writes_dropped_total", {
+  description: "values not stored because the write queue was full"
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const evictions = Metric.counter("s3cache_evictions_total", { description: "entries evicted by LRU" })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bytesWritten = Metric.counter("s3cache_bytes_written_total", { description: "stored bytes uploaded" })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bytesRead = Metric.counter("s3cache_bytes_read_total", { description: "stored bytes downloaded" })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const pendingWrites = Metric.gauge("s3cache_pending_writes", { description: "background writes not done" })
+
+const latencyBoundaries = MetricBoundaries.exponential({ start: 0.5, factor: 2, count: 20 })
+
+/**
+ * Latency of calls answered from the cache, milliseconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const hitLatency = Metric.histogram("s3cache_hit_latency_ms", latencyBoundaries, "latency of cache hits, ms")
+
+/**
+ * Latency of calls that ran the effect (the effect included), milliseconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const missLatency = Metric.histogram("s3cache_miss_latency_ms", latencyBoundaries, "latency of misses, ms")
+
+/**
+ * The metrics of one cache, tagged with its name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Instruments {
+  readonly hits: typeof hits
+  readonly misses: typeof misses
+  readonly coalesced: typeof coalesced
+  readonly errors: typeof errors
+  readonly bypassed: typeof bypassed
+  readonly writes: typeof writes
+  readonly writeFailures: typeof writeFailures
+  readonly writesDropped: typeof writesDropped
+  readonly evictions: typeof evictions
+  readonly bytesWritten: typeof bytesWritten
+  readonly bytesRead: typeof bytesRead
+  readonly pendingWrites: typeof pendingWrites
+  readonly hitLatency: typeof hitLatency
+  readonly missLatency: typeof missLatency
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const instruments = (cacheName: string): Instruments => {
+  const tag = <M extends Metric.Metric<any, any, any>>(metric: M): M => Metric.tagged(metric, "cache", cacheName) as M
+  return {
+    hits: tag(hits),
+    misses: tag(misses),
+    coalesced: tag(coalesced),
+    errors: tag(errors),
+    bypassed: tag(bypassed),
+    writes: tag(writes),
+    writeFailures: tag(writeFailures),
+    writesDropped: tag(writesDropped),
+    evictions: tag(evictions),
+    bytesWritten: tag(bytesWritten),
+    bytesRead: tag(bytesRead),
+    pendingWrites: tag(pendingWrites),
+    hitLatency: tag(hitLatency),
+    missLatency: tag(missLatency)
+  }
+}
+
+/**
+ * The seed's statistics (`hits`, `misses`, `errors`, `hitRate`, `avgHitLatencyMs`, `avgMissLatencyMs`) and more.
+ * `hitRate` is `hits / (hits + misses)`; calls that joined an in-flight computation are counted in `coalesced` only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly hits: number
+  readonly misses: number
+  readonly coalesced: number
+  readonly errors: number
+  readonly bypassed: number
+  readonly hitRate: number
+  readonly avgHitLatencyMs: number
+  readonly avgMissLatencyMs: number
+  readonly writes: number
+  readonly writeFailures: number
+  readonly writesDropped: number
+  readonly evictions: number
+  readonly bytesWritten: number
+  readonly bytesRead: number
+  readonly pendingWrites: number
+}
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
+  Effect.all({
+    hits: Metric.value(metrics.hits),
+    misses: Metric.value(metrics.misses),
+    coalesced: Metric.value(metrics.coalesced),
+    errors: Metric.value(metrics.errors),
+    bypassed: Metric.value(metrics.bypassed),
+    writes: Metric.value(metrics.writes),
+    writeFailures: Metric.value(metrics.writeFailures),
+    writesDropped: Metric.value(metrics.writesDropped),
+    evictions: Metric.value(metrics.evictions),
+    bytesWritten: Metric.value(metrics.bytesWritten),
+    bytesRead: Metric.value(metrics.bytesRead),
+    pendingWrites: Metric.value(metrics.pendingWrites),
+    hitLatency: Metric.value(metrics.hitLatency),
+    missLatency: Metric.value(metrics.missLatency)
+  }).pipe(Effect.map((s) => {
+    const hitCount = s.hits.count
+    const missCount = s.misses.count
+    const lookups = hitCount + missCount
+    return {
+      hits: hitCount,
+      misses: missCount,
+      coalesced: s.coalesced.count,
+      errors: s.errors.count,
+      bypassed: s.bypassed.count,
+      hitRate: lookups === 0 ? 0 : hitCount / lookups,
+      avgHitLatencyMs: s.hitLatency.count === 0 ? 0 : s.hitLatency.sum / s.hitLatency.count,
+      avgMissLatencyMs: s.missLatency.count === 0 ? 0 : s.missLatency.sum / s.missLatency.count,
+      writes: s.writes.count,
+      writeFailures: s.writeFailures.count,
+      writesDropped: s.writesDropped.count,
+      evictions: s.evictions.count,
+      bytesWritten: s.bytesWritten.count,
+      bytesRead: s.bytesRead.count,
+      pendingWrites: s.pendingWrites.value
+    }
+  }))

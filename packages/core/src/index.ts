@@ -1,0 +1,45 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * The public entry point: `Cache.cached`, `Cache.wrap`, invalidation, stats, layers.
+ *
+ * @since 0.1.0
+ */
+export * as Cache from "./Cache.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheConfig from "./CacheConfig.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheError from "./CacheError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheKey from "./CacheKey.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheMetrics from "./CacheMetrics.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BlobStore from "./BlobStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as MetadataStore from "./MetadataStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Serializer from "./Serializer.js"

@@ -1,0 +1,200 @@
+/**
+ * Invalidation, clearing and orphan cleanup: the administrative operations of a cache. Unlike the cached call,
+ * these report store failures to their caller as typed errors.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as BlobStore from "../BlobStore.js"
+import type { CleanupOptions, CleanupReport, Service } from "../Cache.js"
+import type * as CacheConfig from "../CacheConfig.js"
+import { type BlobStoreError, CacheInputError, type MetadataStoreError } from "../CacheError.js"
+import * as CacheKey from "../CacheKey.js"
+import type * as MetadataStore from "../MetadataStore.js"
+
+interface Dependencies {
+  readonly config: CacheConfig.Resolved
+  readonly metadata: MetadataStore.MetadataStore["Type"]
+  readonly blobs: BlobStore.BlobStore["Type"]
+  readonly withMetadataDeadline: <A>(
+    method: string,
+    effect: Effect.Effect<A, MetadataStoreError>
+  ) => Effect.Effect<A, MetadataStoreError>
+  readonly withBlobDeadline: <A>(
+    method: string,
+    key: string | undefined,
+    effect: Effect.Effect<A, BlobStoreError>
+  ) => Effect.Effect<A, BlobStoreError>
+  /** deletes objects, logging (not raising) failures: a record already gone makes them orphans, not errors */
+  readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
+}
+
+const hashPattern = /^[0-9a-f]{64}$/
+
+/** @internal */
+export const defaultGraceAge: Duration.Duration = Duration.hours(1)
+
+/** @internal */
+export const defaultBatchSize = 500
+
+/** @internal */
+export const make = (
+  { blobs, config, deleteObjects, metadata, withBlobDeadline, withMetadataDeadline }: Dependencies
+): Pick<
+  Service,
+  "invalidate" | "invalidateKey" | "invalidateNamespace" | "clear" | "cleanupOrphanedObjects" | "hashKey"
+> => {
+  const namespaceOf = (namespace: string | undefined, method: string) =>
+    CacheKey.validateNamespace(namespace ?? config.namespace, method)
+
+  const removeIn = (namespace: string, hashes: ReadonlyArray<string>, method: string) =>
+    withMetadataDeadline("remove", metadata.remove(namespace, hashes)).pipe(
+      Effect.tap((keys) => deleteObjects(method, keys)),
+      Effect.map((keys) => keys.length)
+    )
+
+  const hashKey: Service["hashKey"] = (key, namespace) =>
+    Effect.map(
+      CacheKey.hash(key, { namespace: namespace ?? config.namespace, version: config.keyVersion }, "Cache.hashKey"),
+      (_) => _.hash
+    )
+
+  const invalidate: Service["invalidate"] = (hash, options) =>
+    Effect.gen(function*() {
+      if (!hashPattern.test(hash)) {
+        return yield* new CacheInputError({
+          reason: "InvalidKey",
+          method: "Cache.invalidate",
+          description: `${JSON.stringify(hash.slice(0, 80))} is not an entry hash (64 lowercase hex characters); ` +
+            "use Cache.hashKey to compute one, or Cache.invalidateKey with the key itself"
+        })
+      }
+      const namespaces = options?.namespace !== undefined
+        ? [yield* namespaceOf(options.namespace, "Cache.invalidate")]
+        : yield* withMetadataDeadline("namespaces", metadata.namespaces)
+      let removed = 0
+      for (const namespace of namespaces) removed += yield* removeIn(namespace, [hash], "invalidate")
+      return removed > 0
+    }).pipe(Effect.withSpan("Cache.invalidate"))
+
+  const invalidateKey: Service["invalidateKey"] = (key, options) =>
+    Effect.gen(function*() {
+      const namespace = yield* namespaceOf(options?.namespace, "Cache.invalidateKey")
+      const { hash } = yield* CacheKey.hash(key, { namespace, version: config.keyVersion }, "Cache.invalidateKey")
+      return (yield* removeIn(namespace, [hash], "invalidateKey")) > 0
+    }).pipe(Effect.withSpan("Cache.invalidateKey"))
+
+  const invalidateNamespace: Service["invalidateNamespace"] = (namespace) =>
+    Effect.gen(function*() {
+      const valid = yield* CacheKey.validateNamespace(namespace, "Cache.invalidateNamespace")
+      const keys = yield* withMetadataDeadline("removeNamespace", metadata.removeNamespace(valid))
+      yield* deleteObjects("invalidateNamespace", keys)
+      return keys.length
+    }).pipe(Effect.withSpan("Cache.invalidateNamespace", { attributes: { "s3cache.namespace": namespace } }))
+
+  const clear: Service["clear"] = Effect.gen(function*() {
+    let removed = 0
+    for (const namespace of yield* withMetadataDeadline("namespaces", metadata.namespaces)) {
+      removed += yield* invalidateNamespace(namespace)
+    }
+    return removed
+  }).pipe(Effect.withSpan("Cache.clear"))
+
+  const cleanupOrphanedObjects: Service["cleanupOrphanedObjects"] = (options?: CleanupOptions) =>
+    Effect.gen(function*() {
+      const method = "Cache.cleanupOrphanedObjects"
+      const graceMs = Duration.toMillis(
+        yield* options?.olderThan === undefined
+          ? Effect.succeed(defaultGraceAge)
+          : Option.match(Duration.decodeUnknown(options.olderThan), {
+            onNone: () =>
+              new CacheInputError({
+                reason: "InvalidOption",
+                method,
+                description: `olderThan must be a duration (got ${String(options.olderThan)})`
+              }),
+            onSome: Effect.succeed
+          })
+      )
+      const batchSize = options?.batchSize ?? defaultBatchSize
+      if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 1000) {
+        return yield* new CacheInputError({
+          reason: "InvalidOption",
+          method,
+          description: `batchSize must be an integer from 1 to 1000 (got ${String(batchSize)})`
+        })
+      }
+      const dryRun = options?.dryRun ?? false
+      const cutoff = (yield* Clock.currentTimeMillis) - graceMs
+      const initial: CleanupReport = {
+        dryRun,
+        listed: 0,
+        tooYoung: 0,
+        referenced: 0,
+        foreign: 0,
+        orphaned: 0,
+        deleted: 0,
+        failed: 0
+      }
+      return yield* blobs.list("").pipe(
+        Stream.grouped(batchSize),
+        Stream.runFoldEffect(initial, (report, chunk) => cleanBatch(report, Chunk.toReadonlyArray(chunk), cutoff))
+      )
+    }).pipe(Effect.withSpan("Cache.cleanupOrphanedObjects"))
+
+  const cleanBatch = (report: CleanupReport, objects: ReadonlyArray<BlobStore.BlobInfo>, cutoff: number) =>
+    Effect.gen(function*() {
+      let { foreign, referenced, tooYoung } = report
+      // candidates by namespace: hash → object keys
+      const candidates = new Map<string, Array<{ readonly key: string; readonly hash: string }>>()
+      const orphans: Array<string> = []
+      for (const object of objects) {
+        if (object.lastModified > cutoff) {
+          // an upload whose record is not written yet is not an orphan
+          tooYoung++
+          continue
+        }
+        const parsed = CacheKey.parseObjectKey(object.key)
+        if (parsed === undefined) {
+          foreign++
+        } else if (!parsed.complete) {
+          orphans.push(object.key)
+        } else {
+          const list = candidates.get(parsed.namespace) ?? []
+          list.push({ key: object.key, hash: parsed.hash })
+          candidates.set(parsed.namespace, list)
+        }
+      }
+      for (const [namespace, list] of candidates) {
+        const records = yield* withMetadataDeadline("getMany", metadata.getMany(namespace, list.map((_) => _.hash)))
+        list.forEach(({ key }, i) => {
+          const record = records[i]
+          if (record !== undefined && Option.isSome(record) && record.value.objectKey === key) referenced++
+          else orphans.push(key)
+        })
+      }
+      let { deleted, failed } = report
+      if (!report.dryRun && orphans.length > 0) {
+        const result = yield* withBlobDeadline("delete", undefined, blobs.delete(orphans))
+        deleted += result.deleted
+        failed += result.failed.length
+      }
+      return {
+        dryRun: report.dryRun,
+        listed: report.listed + objects.length,
+        tooYoung,
+        referenced,
+        foreign,
+        orphaned: report.orphaned + orphans.length,
+        deleted,
+        failed
+      }
+    })
+
+  return { invalidate, invalidateKey, invalidateNamespace, clear, cleanupOrphanedObjects, hashKey }
+}

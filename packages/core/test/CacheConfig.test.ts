@@ -1,0 +1,64 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as CacheConfig from "../src/CacheConfig.js"
+
+const fromEnv = (env: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+
+describe("CacheConfig", () => {
+  it.effect("defaults are those of the seed", () =>
+    Effect.gen(function*() {
+      const resolved = yield* CacheConfig.resolve()
+      assert.strictEqual(Duration.toSeconds(resolved.defaultTtl), 3600)
+      assert.strictEqual(resolved.maxCacheEntries, 10_000)
+      assert.strictEqual(Duration.toSeconds(resolved.stampedeLockTtl), 30)
+      assert.strictEqual(resolved.serializationFormat, "auto")
+      assert.strictEqual(resolved.compression, "zstd")
+      assert.strictEqual(resolved.namespace, "default")
+    }))
+
+  it.effect("reads S3CACHE_* variables; a bare number is seconds", () =>
+    Effect.gen(function*() {
+      const options = yield* CacheConfig.config.pipe(
+        fromEnv({
+          S3CACHE_DEFAULT_TTL: "120",
+          S3CACHE_STAMPEDE_LOCK_TTL: "5 seconds",
+          S3CACHE_MAX_CACHE_ENTRIES: "50",
+          S3CACHE_COMPRESSION: "gzip",
+          S3CACHE_NAMESPACE: "reports"
+        })
+      )
+      const resolved = yield* CacheConfig.resolve(options)
+      assert.strictEqual(Duration.toMillis(resolved.defaultTtl), 120_000)
+      assert.strictEqual(Duration.toMillis(resolved.stampedeLockTtl), 5_000)
+      assert.strictEqual(resolved.maxCacheEntries, 50)
+      assert.strictEqual(resolved.compression, "gzip")
+      assert.strictEqual(resolved.namespace, "reports")
+      assert.strictEqual(resolved.blobTimeout, CacheConfig.defaults.blobTimeout)
+    }))
+
+  it.effect("a malformed variable is a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      for (
+        const env of [
+          { S3CACHE_DEFAULT_TTL: "soon" },
+          { S3CACHE_COMPRESSION: "lz4" },
+          { S3CACHE_MAX_CACHE_ENTRIES: "many" }
+        ]
+      ) {
+        const error = yield* Effect.flip(CacheConfig.config.pipe(fromEnv(env)))
+        assert.include(String(error), Object.keys(env)[0]!.replace("S3CACHE_", ""))
+      }
+    }))
+
+  it.effect("resolve refuses out-of-range values with a message naming the option", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(CacheConfig.resolve({ stampedeLockTtl: Duration.infinity }))
+      assert.strictEqual(error.reason, "InvalidOption")
+      assert.include(error.message, "stampedeLockTtl")
+      const ttl = yield* Effect.flip(CacheConfig.resolve({ defaultTtl: "-1 seconds" as any }))
+      assert.strictEqual(ttl.reason, "InvalidTtl")
+    }))
+})

@@ -1,0 +1,276 @@
+import { assert, describe, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as BlobStore from "../src/BlobStore.js"
+import { BlobStoreError, MetadataStoreError } from "../src/CacheError.js"
+import * as MetadataStore from "../src/MetadataStore.js"
+import { counted, makeHarness, waitUntil } from "./utils/harness.js"
+
+const unavailable = (method: string) =>
+  Effect.fail(new MetadataStoreError({ reason: "Unavailable", method, description: "injected" }))
+const blobUnavailable = (method: string) =>
+  Effect.fail(new BlobStoreError({ reason: "Unavailable", method, description: "injected" }))
+
+/** Start a cached call, let the TestClock pass `by`, and return the call's value. */
+const pastDeadline = <A, E>(call: Effect.Effect<A, E>, by: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(call)
+    yield* TestClock.adjust(by)
+    return yield* Fiber.join(fiber)
+  })
+
+describe("fail-open: the metadata store", () => {
+  it.scoped("a failing lookup: the effect runs once, its value is returned, the error is counted", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({ metadata: () => ({ lookup: () => unavailable("lookup") }) })
+      const query = counted(42)
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), 42)
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), 42)
+      assert.strictEqual(query.runs, 2)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.errors, 2)
+      assert.strictEqual(stats.bypassed, 2)
+      assert.strictEqual(stats.writes, 0, "a bypassed call does not try to store")
+    }))
+
+  it.scoped("a lookup that never answers: the call returns at the deadline", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        cache: { metadataTimeout: "500 millis" },
+        metadata: () => ({ lookup: () => Effect.never })
+      })
+      const query = counted("v")
+      assert.strictEqual(yield* pastDeadline(cache.cached(query.effect, { key: "k" }), "500 millis"), "v")
+      assert.strictEqual(query.runs, 1)
+      assert.strictEqual((yield* cache.stats).bypassed, 1)
+    }))
+
+  it.scoped("a lookup that never answers and ignores interruption: the call still returns at the deadline", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        cache: { metadataTimeout: "500 millis" },
+        metadata: () => ({ lookup: () => Effect.uninterruptible(Effect.never) })
+      })
+      assert.strictEqual(yield* pastDeadline(cache.cached(Effect.succeed("v"), { key: "k" }), "500 millis"), "v")
+    }))
+
+  it.scoped("a defect in a store is fenced like a failure", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        metadata: () => ({
+          lookup: () =>
+            Effect.sync(() => {
+              throw new Error("driver bug")
+            })
+        })
+      })
+      assert.strictEqual(yield* cache.cached(Effect.succeed("v"), { key: "k" }), "v")
+      assert.strictEqual((yield* cache.stats).errors, 1)
+    }))
+
+  it.scoped("a failing commit: the value is returned, the uploaded object is removed, no orphan is left", () =>
+    Effect.gen(function*() {
+      const { blobs, cache } = yield* makeHarness({ metadata: () => ({ commit: () => unavailable("commit") }) })
+      assert.strictEqual(yield* cache.cached(Effect.succeed("v"), { key: "k" }), "v")
+      yield* cache.flush
+      const objects = yield* Stream.runCollect(blobs.list(""))
+      assert.strictEqual(objects.length, 0)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.writeFailures, 1)
+      assert.strictEqual(stats.errors, 1)
+    }))
+})
+
+describe("fail-open: the blob store", () => {
+  it.scoped("a failing upload: the value is returned, the lock released, the failure counted", () =>
+    Effect.gen(function*() {
+      const { cache, metadata } = yield* makeHarness({ blobs: () => ({ put: () => blobUnavailable("put") }) })
+      const query = counted("v")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      yield* cache.flush
+      assert.strictEqual(yield* metadata.size("default"), 0)
+      const hash = yield* cache.hashKey("k")
+      assert.strictEqual((yield* metadata.lookup("default", hash, { token: "t2", lockTtlMs: 1000 }))._tag, "Acquired")
+      assert.strictEqual((yield* cache.stats).writeFailures, 1)
+    }))
+
+  it.scoped("a download that never answers: the call returns at the deadline and runs the effect", () =>
+    Effect.gen(function*() {
+      let hang = false
+      const { cache } = yield* makeHarness({
+        cache: { blobTimeout: "2 seconds" },
+        blobs: (store) => ({ get: (key) => hang ? Effect.never : store.get(key) })
+      })
+      const query = counted("v")
+      yield* cache.cached(query.effect, { key: "k" })
+      yield* cache.flush
+      hang = true
+      assert.strictEqual(yield* pastDeadline(cache.cached(query.effect, { key: "k" }), "2 seconds"), "v")
+      assert.strictEqual(query.runs, 2)
+    }))
+
+  it.scoped("a missing object: a miss, the bad entry is dropped and written again", () =>
+    Effect.gen(function*() {
+      const { blobs, cache, metadata } = yield* makeHarness()
+      const query = counted({ n: 1 })
+      yield* cache.cached(query.effect, { key: "k" })
+      yield* cache.flush
+      const hash = yield* cache.hashKey("k")
+      const record = Option.getOrThrow((yield* metadata.getMany("default", [hash]))[0]!)
+      yield* blobs.delete([record.objectKey])
+      assert.deepStrictEqual(yield* cache.cached(query.effect, { key: "k" }), { n: 1 })
+      assert.strictEqual(query.runs, 2)
+      yield* cache.flush
+      const again = Option.getOrThrow((yield* metadata.getMany("default", [hash]))[0]!)
+      assert.notStrictEqual(again.objectKey, record.objectKey, "a new object key per write")
+      assert.deepStrictEqual(yield* cache.cached(query.effect, { key: "k" }), { n: 1 })
+      assert.strictEqual(query.runs, 2)
+      assert.strictEqual((yield* cache.stats).errors, 1)
+    }))
+
+  it.scoped("corrupted bytes are a miss, never a wrong value", () =>
+    Effect.gen(function*() {
+      for (const compression of ["zstd", "none"] as const) {
+        const { blobs, cache, metadata } = yield* makeHarness({ cache: { compression } })
+        const query = counted({ balance: 100 })
+        yield* cache.cached(query.effect, { key: "k" })
+        yield* cache.flush
+        const hash = yield* cache.hashKey("k")
+        const record = Option.getOrThrow((yield* metadata.getMany("default", [hash]))[0]!)
+        const bytes = Option.getOrThrow(yield* blobs.get(record.objectKey))
+        const corrupted = Uint8Array.from(bytes)
+        corrupted[corrupted.length - 1] = corrupted[corrupted.length - 1]! ^ 0x01
+        yield* blobs.put(record.objectKey, corrupted)
+        assert.deepStrictEqual(yield* cache.cached(query.effect, { key: "k" }), { balance: 100 })
+        assert.strictEqual(query.runs, 2)
+        assert.strictEqual((yield* cache.stats).errors, 1)
+      }
+    }))
+
+  it.scoped("an undecodable payload (the schema changed) is a miss", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness()
+      const V1 = Schema.Struct({ id: Schema.Number })
+      const V2 = Schema.Struct({ id: Schema.Number, name: Schema.String })
+      yield* cache.cached(Effect.succeed({ id: 1 }), { key: "k", schema: V1 })
+      yield* cache.flush
+      const query = counted({ id: 1, name: "one" })
+      assert.deepStrictEqual(yield* cache.cached(query.effect, { key: "k", schema: V2 }), { id: 1, name: "one" })
+      assert.strictEqual(query.runs, 1)
+      assert.strictEqual((yield* cache.stats).errors, 1)
+    }))
+})
+
+describe("fail-open: bad input and unencodable values", () => {
+  it.scoped("a bad namespace or TTL: the call returns uncached and the error says what to change", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness()
+      const query = counted("v")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k", namespace: "{bad}" }), "v")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k", ttl: 0 }), "v")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k", ttl: -5 }), "v")
+      assert.strictEqual(query.runs, 3)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.errors, 3)
+      assert.strictEqual(stats.bypassed, 3)
+    }))
+
+  it.scoped("a value the format cannot encode: returned, not stored, the lock released", () =>
+    Effect.gen(function*() {
+      const { cache, metadata } = yield* makeHarness()
+      const value = { f: () => 1 }
+      assert.strictEqual(yield* cache.cached(Effect.succeed(value), { key: "k", format: "v8" }), value)
+      assert.strictEqual(yield* cache.cached(Effect.succeed(10n), { key: "j", format: "json" }), 10n)
+      yield* cache.flush
+      assert.strictEqual(yield* metadata.size("default"), 0)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.writeFailures, 2)
+      const hash = yield* cache.hashKey("k")
+      assert.strictEqual((yield* metadata.lookup("default", hash, { token: "t", lockTtlMs: 1000 }))._tag, "Acquired")
+    }))
+
+  it.effect("an invalid option fails the layer with a typed error", () =>
+    Effect.gen(function*() {
+      for (
+        const [options, text] of [
+          [{ maxCacheEntries: -1 }, "maxCacheEntries"],
+          [{ defaultTtl: 0 }, "defaultTtl"],
+          [{ namespace: "a b" }, "namespace"],
+          [{ compression: "lz4" as any }, "compression"],
+          [{ writeConcurrency: 1.5 }, "writeConcurrency"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Effect.scoped(makeHarness({ cache: options })))
+        assert.strictEqual(error._tag, "CacheInputError")
+        assert.include(error.message, text)
+      }
+    }))
+})
+
+describe("shutdown", () => {
+  it.live("closing the layer waits for pending writes: none is lost", () =>
+    Effect.gen(function*() {
+      const metadata = yield* MetadataStore.makeMemory
+      const blobs = yield* BlobStore.makeMemory
+      const scope = yield* Scope.make()
+      const { cache } = yield* makeHarness({
+        stores: { metadata, blobs },
+        blobs: (store) => ({ put: (key, bytes) => Effect.zipRight(Effect.sleep("50 millis"), store.put(key, bytes)) })
+      }).pipe(Scope.extend(scope))
+      for (let i = 0; i < 20; i++) yield* cache.cached(Effect.succeed(i), { key: `k${i}` })
+      assert.isTrue((yield* cache.stats).pendingWrites > 0)
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(yield* metadata.size("default"), 20)
+      assert.strictEqual((yield* Stream.runCollect(blobs.list(""))).length, 20)
+    }))
+
+  // if closing waited for the write, this test would hang and fail on the runner's timeout
+  it.live("closing is bounded by shutdownTimeout when a write never finishes", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { cache } = yield* makeHarness({
+        cache: { shutdownTimeout: "200 millis", blobTimeout: "1 hour" },
+        blobs: () => ({ put: () => Effect.never })
+      }).pipe(Scope.extend(scope))
+      yield* cache.cached(Effect.succeed(1), { key: "k" })
+      assert.strictEqual((yield* cache.stats).pendingWrites, 1)
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual((yield* cache.stats).pendingWrites, 0, "the stuck write was interrupted")
+    }))
+})
+
+describe("across processes (two caches on shared stores)", () => {
+  it.scopedLive("a caller that loses the lock waits for the winner's result instead of running the effect", () =>
+    Effect.gen(function*() {
+      const metadata = yield* MetadataStore.makeMemory
+      const blobs = yield* BlobStore.makeMemory
+      const a = yield* makeHarness({ stores: { metadata, blobs } })
+      const b = yield* makeHarness({ stores: { metadata, blobs } })
+      let runs = 0
+      const slow = Effect.sync(() => ++runs).pipe(Effect.zipLeft(Effect.sleep("150 millis")), Effect.as("shared"))
+      const first = yield* Effect.fork(a.cache.cached(slow, { key: "k" }))
+      yield* waitUntil(Effect.sync(() => runs === 1))
+      const second = yield* b.cache.cached(slow, { key: "k" })
+      assert.strictEqual(yield* Fiber.join(first), "shared")
+      assert.strictEqual(second, "shared")
+      assert.strictEqual(runs, 1)
+      assert.strictEqual((yield* b.cache.stats).hits, 1)
+    }))
+
+  it.scopedLive("when the lock holder never delivers, the waiter runs the effect after stampedeLockTtl", () =>
+    Effect.gen(function*() {
+      const { cache, metadata } = yield* makeHarness({ cache: { stampedeLockTtl: "300 millis" } })
+      const hash = yield* cache.hashKey("k")
+      yield* metadata.lookup("default", hash, { token: "crashed-process", lockTtlMs: 60_000 })
+      const query = counted("mine")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "mine")
+      assert.strictEqual(query.runs, 1)
+    }))
+})
