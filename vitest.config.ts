@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     projects: ["packages/*"],
+    // in CI, a JSON report as well, from which .ci/run prints the "N passed, N failed" line
+    reporters: process.env.CI ? ["default", ["json", { outputFile: ".ci/test-results.json" }]] : ["default"],
     coverage: {
       provider: "v8",
       include: ["packages/*/src/**/*.ts"],

@@ -25,7 +25,9 @@ const line = (text: string) => Effect.sync(() => console.log(text))
 
 const program = Effect.gen(function*() {
   const cache = yield* Cache.Cache
-  yield* line(`s3cache demo: embedded layers (${cache.config.name}), compression ${cache.config.compression}\n`)
+  yield* line(
+    `s3cache demo: embedded layers (metadata in memory, payloads in a local folder), compression ${cache.config.compression}\n`
+  )
 
   const sql = "SELECT id, amount, at FROM orders WHERE year = 2026"
   const cold = yield* timed(slowQuery(sql).pipe(Cache.cached({ key: sql, namespace: "demo" })))
