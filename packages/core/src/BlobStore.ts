@@ -4,7 +4,9 @@
  *
  * Object keys are relative, `/`-separated paths made of `[A-Za-z0-9._=-]` segments (`<ns>/<hh>/<hash>-<writeId>`);
  * a store that maps keys onto a file system or a bucket prefix must refuse anything else with an
- * `InvalidArgument` error, so no key can leave the store's root.
+ * `InvalidArgument` error (`validateObjectKey` below), so no key can leave the store's root. A key must not also be
+ * the start of another key followed by `/` (`a/b` and `a/b/c`): a file system cannot hold both, and the cache's own
+ * keys never do that. The order of `list` is unspecified.
  *
  * @since 0.1.0
  */
@@ -18,6 +20,7 @@ import type * as Stream from "effect/Stream"
 import type { BlobStoreError } from "./CacheError.js"
 import * as fileSystem from "./internal/fileSystemBlobStore.js"
 import * as memory from "./internal/memoryBlobStore.js"
+import * as objectKey from "./internal/objectKey.js"
 
 /**
  * @since 0.1.0
@@ -53,7 +56,10 @@ export class BlobStore extends Context.Tag("@s3cache/core/BlobStore")<BlobStore,
   /** Read an object; `Option.none()` when there is none. */
   readonly get: (key: string) => Effect.Effect<Option.Option<Uint8Array>, BlobStoreError>
 
-  /** Delete objects in batches. Deleting an absent key succeeds. Per-key failures are reported, not raised. */
+  /**
+   * Delete objects in batches. Deleting an absent key succeeds. Per-key failures, an invalid key among them, are
+   * reported in `failed`, not raised; the call itself fails only when the store cannot be used at all.
+   */
   readonly delete: (keys: ReadonlyArray<string>) => Effect.Effect<DeleteResult, BlobStoreError>
 
   /**
@@ -62,6 +68,24 @@ export class BlobStore extends Context.Tag("@s3cache/core/BlobStore")<BlobStore,
    */
   readonly list: (prefix: string) => Stream.Stream<BlobInfo, BlobStoreError>
 }>() {}
+
+/**
+ * Check an object key against the rules above; every store calls it before touching its backend.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateObjectKey: (method: string, key: string) => Effect.Effect<string, BlobStoreError> =
+  objectKey.validateObjectKey
+
+/**
+ * Check a `list` prefix: `""`, or the start of a valid key (a trailing `/` allowed).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validatePrefix: (method: string, prefix: string) => Effect.Effect<string, BlobStoreError> =
+  objectKey.validatePrefix
 
 /**
  * @since 0.1.0

@@ -5,8 +5,15 @@
  * Every implementation must pass the conformance suite in `test/utils/MetadataStoreSuite.ts`. The semantics
  * below are the contract; the in-memory twin (`layerMemory`) is the reference implementation.
  *
- * Time: implementations read the clock from Effect's `Clock`, so `TestClock` drives TTL and lock expiry.
- * Namespaces and hashes reaching a store have been validated by the caller (`CacheKey.validateNamespace`).
+ * Time: the memory store reads Effect's `Clock` (so `TestClock` drives TTL and lock expiry); a server-side store
+ * uses its server's clock (Redis `PEXPIRE`), so a record may still be seen at exactly commit time + TTL.
+ *
+ * Callers validate what reaches a store: namespaces (`CacheKey.validateNamespace`), 64-hex hashes, and `ttlMs`,
+ * `lockTtlMs` and `maxEntries` of at least 1. The order of returned object keys is unspecified.
+ *
+ * Also part of the contract (the conformance suite checks each): a `Hit` does not extend the TTL; `remove` leaves
+ * locks in place; a namespace stays registered after its records are removed or expired, until `removeNamespace`;
+ * a commit without a token, or with another token, keeps the lock.
  *
  * @since 0.1.0
  */
@@ -97,7 +104,9 @@ export interface CommitOptions {
 export interface CommitResult {
   /**
    * Object keys that no record references any more because of this commit: the replaced record's object and the
-   * objects of evicted entries. The caller deletes them from the `BlobStore` (record first, then object).
+   * objects of evicted entries, and it may include those of expired entries the store still knew (the memory store
+   * does; Redis cannot, its expired records are gone). The caller deletes them from the `BlobStore` (record first,
+   * then object); objects of expired entries it does not learn of are orphans for `Cache.cleanupOrphanedObjects`.
    */
   readonly obsolete: ReadonlyArray<string>
   /** how many entries were evicted to stay within `maxEntries` */
@@ -136,7 +145,10 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
     hashes: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<Option.Option<EntryRecord>>, MetadataStoreError>
 
-  /** Remove records; returns the object keys of the records that existed, for the caller to delete. */
+  /**
+   * Remove records; returns the object keys of the records that existed (and may include those of records that had
+   * expired but were still known), for the caller to delete.
+   */
   readonly remove: (
     namespace: string,
     hashes: ReadonlyArray<string>

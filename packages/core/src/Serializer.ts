@@ -37,7 +37,8 @@ export type Compression = "zstd" | "gzip" | "none"
 export const compressions: ReadonlyArray<Compression> = ["zstd", "gzip", "none"]
 
 /**
- * A format request: `auto`, a core format, or the name of an extra codec (`"arrow"`).
+ * A format request: `auto`, a core format, or the name of an extra codec (`"arrow"`). `schema-json` is chosen by
+ * passing a `schema`, not by name.
  *
  * @since 0.1.0
  * @category models
@@ -51,11 +52,15 @@ export type Format = "auto" | "v8" | "json" | "bytes" | (string & {})
  * @category models
  */
 export interface Codec {
-  /** stored in the entry record; must be stable across releases */
+  /**
+   * Stored in the entry record; must be stable across releases. A codec named like a core format (`auto`, `v8`,
+   * `json`, `bytes`, `schema-json`) or like an earlier codec is left out, so a name always means one decoder.
+   */
   readonly name: string
   /** when present, `auto` picks this codec for the values it accepts (tried before the core formats) */
   readonly canEncode?: ((value: unknown) => boolean) | undefined
   readonly encode: (value: unknown) => Effect.Effect<Uint8Array, SerializationError>
+  /** receives the bytes after the checksum was verified and they were decompressed */
   readonly decode: (bytes: Uint8Array) => Effect.Effect<unknown, SerializationError>
 }
 

@@ -1,0 +1,92 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import { MetadataStoreError } from "../src/CacheError.js"
+import { BlobStore, Cache, CacheMetrics, MetadataStore } from "../src/index.js"
+import { makeHarness, uniqueName } from "./utils/harness.js"
+
+interface Captured {
+  readonly level: string
+  readonly message: string
+}
+
+const capturing = <A, E, R>(effect: (logs: Array<Captured>) => Effect.Effect<A, E, R>) => {
+  const logs: Array<Captured> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    logs.push({ level: logLevel.label, message: String(Array.isArray(message) ? message[0] : message) })
+  })
+  return effect(logs).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+}
+
+describe("observability", () => {
+  it.scoped("every fail-open event is logged as a warning that says what happened and what the cache did", () =>
+    capturing((logs) =>
+      Effect.gen(function*() {
+        let failLookup = true
+        const { blobs, cache, metadata } = yield* makeHarness({
+          metadata: (store) => ({
+            lookup: (ns, hash, options) =>
+              failLookup
+                ? Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "lookup", description: "down" }))
+                : store.lookup(ns, hash, options)
+          })
+        })
+        yield* cache.cached(Effect.succeed(1), { key: "k" })
+        failLookup = false
+        yield* cache.cached(Effect.succeed(1), { key: "k", namespace: "not:valid" })
+        yield* cache.cached(Effect.succeed(() => 1), { key: "f", format: "v8" })
+        yield* cache.cached(Effect.succeed(1), { key: "k" })
+        yield* cache.flush
+        const hash = yield* cache.hashKey("k")
+        const record = Option.getOrThrow((yield* metadata.getMany("default", [hash]))[0]!)
+        yield* blobs.delete([record.objectKey])
+        yield* cache.cached(Effect.succeed(1), { key: "k" })
+        yield* cache.flush
+
+        const warnings = logs.filter((log) => log.level === "WARN").map((log) => log.message)
+        assert.strictEqual(warnings.length, 4, warnings.join("\n"))
+        assert.match(warnings[0]!, /lookup failed; the effect runs uncached: Unavailable: MetadataStore.lookup: down/)
+        assert.match(warnings[1]!, /cached failed; the effect runs uncached: InvalidNamespace .*letters, digits/)
+        assert.match(warnings[2]!, /persist failed; the value was returned but not stored: Encode \(v8\)/)
+        assert.match(warnings[3]!, /read failed; the entry is dropped and the effect runs: .*does not exist/)
+        assert.strictEqual((yield* cache.stats).errors, 4)
+      })
+    ))
+
+  it.scoped("the accessors reach the cache in the context, and its metrics carry its name", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("accessors")
+      const layer = Cache.layer({ name }).pipe(
+        Layer.provide(Layer.merge(MetadataStore.layerMemory, BlobStore.layerMemory))
+      )
+      const program = Effect.gen(function*() {
+        yield* Effect.succeed("v").pipe(Cache.cached({ key: "a", namespace: "n1" }))
+        yield* Effect.succeed("v").pipe(Cache.cached({ key: "b", namespace: "n1" }))
+        yield* Effect.succeed("v").pipe(Cache.cached({ key: "c", namespace: "n2" }))
+        yield* Cache.flush
+        const hash = yield* Cache.hashKey("a", "n1")
+        const invalidated = yield* Cache.invalidate(hash, { namespace: "n1" })
+        const byKey = yield* Cache.invalidateKey("b", { namespace: "n1" })
+        yield* Effect.succeed("v").pipe(Cache.cached({ key: "a", namespace: "n1" }))
+        yield* Cache.flush
+        const namespace = yield* Cache.invalidateNamespace("n1")
+        const cleared = yield* Cache.clear
+        const cleanup = yield* Cache.cleanupOrphanedObjects({ olderThan: 0 })
+        const stats = yield* Cache.stats
+        return { invalidated, byKey, namespace, cleared, cleanup, stats }
+      })
+      const result = yield* program.pipe(Effect.provide(layer))
+      assert.isTrue(result.invalidated)
+      assert.isTrue(result.byKey)
+      assert.strictEqual(result.namespace, 1)
+      assert.strictEqual(result.cleared, 1)
+      assert.strictEqual(result.cleanup.listed, 0)
+      assert.strictEqual(result.stats.writes, 4)
+      const misses = yield* Metric.value(Metric.tagged(CacheMetrics.misses, "cache", name))
+      assert.strictEqual(misses.count, 4)
+      assert.strictEqual(result.stats.misses, 4)
+    }))
+})
