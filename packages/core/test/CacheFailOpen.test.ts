@@ -114,6 +114,33 @@ describe("fail-open: the blob store", () => {
       hang = true
       assert.strictEqual(yield* pastDeadline(cache.cached(query.effect, { key: "k" }), "2 seconds"), "v")
       assert.strictEqual(query.runs, 2)
+      assert.strictEqual((yield* cache.stats).bypassed, 1)
+      hang = false
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      assert.strictEqual(query.runs, 2, "a slow store proves nothing against the entry: it was kept")
+    }))
+
+  it.scoped("a download that fails while the store is down: the entry is kept and hits resume when it is back", () =>
+    Effect.gen(function*() {
+      let down = false
+      const { cache, metadata } = yield* makeHarness({
+        blobs: (store) => ({ get: (key) => down ? blobUnavailable("get") : store.get(key) })
+      })
+      const query = counted("v")
+      yield* cache.cached(query.effect, { key: "k" })
+      yield* cache.flush
+      down = true
+      for (let i = 0; i < 3; i++) assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      yield* cache.flush
+      assert.strictEqual(query.runs, 4)
+      assert.strictEqual(yield* metadata.size("default"), 1)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.bypassed, 3)
+      assert.strictEqual(stats.writes, 1, "no rewrite while the store is down")
+      down = false
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      assert.strictEqual(query.runs, 4)
+      assert.strictEqual((yield* cache.stats).hits, 1)
     }))
 
   it.scoped("a missing object: a miss, the bad entry is dropped and written again", () =>

@@ -82,32 +82,32 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
 
   // Deadlines are enforced here, whatever the store does: `disconnect` lets a store call that ignores interruption
   // finish in the background instead of holding the caller past its deadline.
-  const withMetadataDeadline = <A>(method: string, effect: Effect.Effect<A, MetadataStoreError>) =>
+  const withDeadline = <A, E>(
+    effect: Effect.Effect<A, E>,
+    duration: Duration.Duration,
+    option: string,
+    onTimeout: (description: string) => E
+  ) =>
     effect.pipe(
       Effect.disconnect,
       Effect.timeoutFail({
-        duration: config.metadataTimeout,
-        onTimeout: () =>
-          new MetadataStoreError({
-            reason: "Timeout",
-            method,
-            description: `no answer within ${Duration.format(config.metadataTimeout)} (metadataTimeout)`
-          })
+        duration,
+        onTimeout: () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
       })
     )
+  const withMetadataDeadline = <A>(method: string, effect: Effect.Effect<A, MetadataStoreError>) =>
+    withDeadline(
+      effect,
+      config.metadataTimeout,
+      "metadataTimeout",
+      (description) => new MetadataStoreError({ reason: "Timeout", method, description })
+    )
   const withBlobDeadline = <A>(method: string, key: string | undefined, effect: Effect.Effect<A, BlobStoreError>) =>
-    effect.pipe(
-      Effect.disconnect,
-      Effect.timeoutFail({
-        duration: config.blobTimeout,
-        onTimeout: () =>
-          new BlobStoreError({
-            reason: "Timeout",
-            method,
-            key,
-            description: `no answer within ${Duration.format(config.blobTimeout)} (blobTimeout)`
-          })
-      })
+    withDeadline(
+      effect,
+      config.blobTimeout,
+      "blobTimeout",
+      (description) => new BlobStoreError({ reason: "Timeout", method, key, description })
     )
 
   /** Count and log a cache failure; `consequence` says what the cache does about it. */
@@ -187,17 +187,24 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
 
   // -- decide -------------------------------------------------------------------------------------------------------
 
+  // A provably bad entry (its object is gone, its bytes fail the checksum or do not decode) is dropped and written
+  // again. A store that is slow or down proves nothing about the entry: it stays, and the call bypasses the cache
+  // rather than add a delete and a rewrite to a store that is already struggling.
   const hitOrMiss = (plan: Plan, record: EntryRecord): Effect.Effect<Decision> =>
     read(plan, record).pipe(
       Effect.map((value): Decision => ({ _tag: "Hit", value })),
-      Effect.catchAllCause((cause): Effect.Effect<Decision> =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : report("read", "the entry is dropped and the effect runs", cause).pipe(
+      Effect.catchAllCause((cause): Effect.Effect<Decision> => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+        const failure = Option.getOrUndefined(Cause.failureOption(cause))
+        const badEntry = failure !== undefined &&
+          (failure._tag === "SerializationError" || failure.reason === "Protocol")
+        return badEntry
+          ? report("read", "the entry is dropped and the effect runs", cause).pipe(
             Effect.zipRight(drop(plan)),
             Effect.as(run(true))
           )
-      )
+          : Effect.as(report("read", "the effect runs uncached; the entry is kept", cause), run(false))
+      })
     )
 
   const decide = (plan: Plan): Effect.Effect<Decision> => {
