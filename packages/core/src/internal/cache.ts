@@ -21,11 +21,13 @@ import * as crypto from "node:crypto"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import * as CacheConfig from "../CacheConfig.js"
-import { BlobStoreError, type CacheError, MetadataStoreError, type SerializationError } from "../CacheError.js"
+import type { MetadataStoreError } from "../CacheError.js"
+import { BlobStoreError, type CacheError, type SerializationError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import { type EntryRecord, MetadataStore } from "../MetadataStore.js"
 import { type Format, Serializer } from "../Serializer.js"
+import * as fence from "./fence.js"
 import * as maintenance from "./maintenance.js"
 import * as singleFlight from "./singleFlight.js"
 
@@ -80,57 +82,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const background = (effect: Effect.Effect<void>): Effect.Effect<void> =>
     Effect.asVoid(FiberSet.run(writes, Effect.interruptible(effect)))
 
-  // Deadlines are enforced here, whatever the store does: `disconnect` lets a store call that ignores interruption
-  // finish in the background instead of holding the caller past its deadline.
-  const withDeadline = <A, E>(
-    effect: Effect.Effect<A, E>,
-    duration: Duration.Duration,
-    option: string,
-    onTimeout: (description: string) => E
-  ) =>
-    effect.pipe(
-      Effect.disconnect,
-      Effect.timeoutFail({
-        duration,
-        onTimeout: () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
-      })
-    )
-  const withMetadataDeadline = <A>(method: string, effect: Effect.Effect<A, MetadataStoreError>) =>
-    withDeadline(
-      effect,
-      config.metadataTimeout,
-      "metadataTimeout",
-      (description) => new MetadataStoreError({ reason: "Timeout", method, description })
-    )
-  const withBlobDeadline = <A>(method: string, key: string | undefined, effect: Effect.Effect<A, BlobStoreError>) =>
-    withDeadline(
-      effect,
-      config.blobTimeout,
-      "blobTimeout",
-      (description) => new BlobStoreError({ reason: "Timeout", method, key, description })
-    )
-
-  /** Count and log a cache failure; `consequence` says what the cache does about it. */
-  const report = (operation: string, consequence: string, cause: Cause.Cause<unknown>): Effect.Effect<void> =>
-    Metric.increment(metrics.errors).pipe(
-      Effect.zipRight(
-        Effect.logWarning(`s3cache: ${operation} failed; ${consequence}: ${describe(cause)}`, cause).pipe(
-          Effect.annotateLogs({ "s3cache.operation": operation, "s3cache.cache": config.name })
-        )
-      )
-    )
-
-  /** Turn any failure or defect (not an interruption) of a cache step into a reported fallback. */
-  const fenced = <A, B, R>(
-    operation: string,
-    consequence: string,
-    effect: Effect.Effect<A, unknown, R>,
-    fallback: () => B
-  ): Effect.Effect<A | B, never, R> =>
-    Effect.catchAllCause(effect, (cause) =>
-      Cause.isInterruptedOnly(cause)
-        ? Effect.failCause(cause as Cause.Cause<never>)
-        : Effect.as(report(operation, consequence, cause), fallback()))
+  const { fenced, report, withBlobDeadline, withMetadataDeadline } = fence.make(config, metrics)
 
   const releaseLockInBackground = (plan: Plan, token: string | undefined): Effect.Effect<void> =>
     token === undefined ? Effect.void : background(
@@ -410,12 +362,3 @@ const drain = (writes: FiberSet.FiberSet<void, never>, timeout: Duration.Duratio
         }))
       )
   )
-
-const describe = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    return error instanceof Error ? error.message : String(error)
-  }
-  return Cause.pretty(cause).split("\n")[0] ?? "unknown defect"
-}

@@ -9,23 +9,19 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as Crypto from "node:crypto"
-import { createRequire } from "node:module"
-import * as Util from "node:util"
 import * as V8 from "node:v8"
-import * as Zlib from "node:zlib"
 import { SerializationError } from "../CacheError.js"
-import type { Codec, Compression, DecodeOptions, Encoded, EncodeOptions, Options, Service } from "../Serializer.js"
-
-/**
- * The native binding of `@mongodb-js/zstd`, not its wrapper: the 1.2.x wrapper drops the level on its way to the
- * binding (every level compresses like 3), and 2.x, which passes it on, downloads its binary from GitHub at install
- * time, which fails behind registry-only mirrors. The binding takes the level and is the same code the wrapper calls.
- */
-const Zstd: {
-  readonly compress: (data: Buffer, level: number) => Promise<Buffer>
-  readonly decompress: (data: Buffer) => Promise<Buffer>
-} = createRequire(import.meta.url)("@mongodb-js/zstd/bindings.js")
+import type { Codec, DecodeOptions, Encoded, EncodeOptions, Options, Service } from "../Serializer.js"
+import {
+  asPlain,
+  checksumOf,
+  compress,
+  decompress,
+  defaultZstdLevel,
+  isCompression,
+  messageOf,
+  owned
+} from "./compression.js"
 
 /**
  * Bumped when the layout of stored bytes changes; a reader refuses records of a newer version.
@@ -36,16 +32,9 @@ export const codecVersion: number = 1
 
 const coreFormats: ReadonlyArray<string> = ["auto", "v8", "json", "bytes", "schema-json"]
 
-const defaultZstdLevel = 3
-
-const gzip = Util.promisify(Zlib.gzip)
-const gunzip = Util.promisify(Zlib.gunzip)
-
 const textEncoder = new TextEncoder()
 // fatal: invalid UTF-8 is a decode error rather than U+FFFD silently spliced into the value
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
-
-const messageOf = (u: unknown): string => u instanceof Error ? u.message : String(u)
 
 const describeValue = (value: unknown): string => {
   if (value === null) return "null"
@@ -56,25 +45,6 @@ const describeValue = (value: unknown): string => {
   }
   return `a value of type ${typeof value}`
 }
-
-const isCompression = (name: string): name is Compression => name === "zstd" || name === "gzip" || name === "none"
-
-// zstd and zlib want a Buffer; a view over the same memory spares a copy of a large payload.
-const asBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-// Values come back as plain `Uint8Array`s whatever produced them, so they compare equal to what the user stored.
-const asPlain = (bytes: Uint8Array): Uint8Array =>
-  bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-// Node hands out small results as views into a shared 8 KiB pool or an oversized zlib chunk: whoever reads
-// `.buffer` (a transfer to a worker, a driver) would see other data. Those are copied; large results own their memory
-// already and pass through without a copy. Only for bytes this module produced: the caller's own bytes are returned
-// as views of exactly the payload.
-const owned = (bytes: Uint8Array): Uint8Array =>
-  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? asPlain(bytes) : new Uint8Array(bytes)
-
-const checksumOf = (bytes: Uint8Array): string => "sha256:" + Crypto.createHash("sha256").update(bytes).digest("hex")
 
 /**
  * @since 0.1.0
@@ -237,32 +207,6 @@ export const make = (options: Options): Service => {
     }
   }
 
-  const compress = (
-    bytes: Uint8Array,
-    format: string,
-    compression: Compression
-  ): Effect.Effect<Uint8Array, SerializationError> => {
-    const failure = (cause: unknown) =>
-      new SerializationError({
-        reason: "Compression",
-        format,
-        description: `${compression} could not compress ${bytes.byteLength} bytes (${
-          messageOf(cause)
-        }); use another compression ("none" always works)`,
-        cause
-      })
-    switch (compression) {
-      case "none":
-        return Effect.succeed(bytes)
-      case "zstd":
-        return Effect.tryPromise({ try: () => Zstd.compress(asBuffer(bytes), zstdLevel), catch: failure }).pipe(
-          Effect.map(owned)
-        )
-      case "gzip":
-        return Effect.tryPromise({ try: () => gzip(asBuffer(bytes)), catch: failure }).pipe(Effect.map(owned))
-    }
-  }
-
   const encode = (value: unknown, options: EncodeOptions): Effect.Effect<Encoded, SerializationError> =>
     Effect.gen(function*() {
       const compression: string = options.compression
@@ -283,7 +227,7 @@ export const make = (options: Options): Service => {
         format = options.format === "auto" ? yield* pickAuto(value) : options.format
         raw = yield* encodeAs(format, value)
       }
-      const bytes = yield* compress(raw, format, compression)
+      const bytes = yield* compress(raw, compression, zstdLevel, format)
       yield* Effect.annotateCurrentSpan({
         "s3cache.format": format,
         "s3cache.raw_size": raw.byteLength,
@@ -386,32 +330,6 @@ export const make = (options: Options): Service => {
     }
   }
 
-  const decompress = (
-    bytes: Uint8Array,
-    format: string,
-    compression: Compression
-  ): Effect.Effect<Uint8Array, SerializationError> => {
-    const failure = (cause: unknown) =>
-      new SerializationError({
-        reason: "Compression",
-        format,
-        description: `${compression} could not decompress the stored bytes (${
-          messageOf(cause)
-        }), though their checksum matches: the writer stored a broken payload. The entry will be treated as a miss and written again`,
-        cause
-      })
-    switch (compression) {
-      case "none":
-        return Effect.succeed(bytes)
-      case "zstd":
-        return Effect.tryPromise({ try: () => Zstd.decompress(asBuffer(bytes)), catch: failure }).pipe(
-          Effect.map(owned)
-        )
-      case "gzip":
-        return Effect.tryPromise({ try: () => gunzip(asBuffer(bytes)), catch: failure }).pipe(Effect.map(owned))
-    }
-  }
-
   const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
     Effect.gen(function*() {
       const { compression, format } = options
@@ -437,7 +355,7 @@ export const make = (options: Options): Service => {
           }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
         })
       }
-      const raw = yield* decompress(bytes, format, compression)
+      const raw = yield* decompress(bytes, compression, format)
       return yield* decoder(raw)
     }).pipe(
       Effect.withSpan("Serializer.decode", {
