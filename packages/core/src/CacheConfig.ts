@@ -149,51 +149,33 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
     if (typeof keyVersion !== "string" || keyVersion.length === 0) {
       return yield* invalid(method, "keyVersion must be a non-empty string")
     }
+    const duration = (option: DurationOption) =>
+      positiveDuration(
+        options[option] ?? defaults[option],
+        option,
+        method,
+        option === "defaultTtl" ? "InvalidTtl" : "InvalidOption"
+      )
+    const integer = (option: IntegerOption) => positiveInteger(options[option] ?? defaults[option], option, method)
     return {
       name,
       namespace: yield* CacheKey.validateNamespace(options.namespace ?? defaults.namespace, method),
-      defaultTtl: yield* positiveDuration(
-        options.defaultTtl ?? defaults.defaultTtl,
-        "defaultTtl",
-        method,
-        "InvalidTtl"
-      ),
-      maxCacheEntries: yield* positiveInteger(
-        options.maxCacheEntries ?? defaults.maxCacheEntries,
-        "maxCacheEntries",
-        method
-      ),
-      stampedeLockTtl: yield* positiveDuration(
-        options.stampedeLockTtl ?? defaults.stampedeLockTtl,
-        "stampedeLockTtl",
-        method
-      ),
+      defaultTtl: yield* duration("defaultTtl"),
+      maxCacheEntries: yield* integer("maxCacheEntries"),
+      stampedeLockTtl: yield* duration("stampedeLockTtl"),
       serializationFormat: format,
       compression,
-      metadataTimeout: yield* positiveDuration(
-        options.metadataTimeout ?? defaults.metadataTimeout,
-        "metadataTimeout",
-        method
-      ),
-      blobTimeout: yield* positiveDuration(options.blobTimeout ?? defaults.blobTimeout, "blobTimeout", method),
-      writeConcurrency: yield* positiveInteger(
-        options.writeConcurrency ?? defaults.writeConcurrency,
-        "writeConcurrency",
-        method
-      ),
-      maxPendingWrites: yield* positiveInteger(
-        options.maxPendingWrites ?? defaults.maxPendingWrites,
-        "maxPendingWrites",
-        method
-      ),
-      shutdownTimeout: yield* positiveDuration(
-        options.shutdownTimeout ?? defaults.shutdownTimeout,
-        "shutdownTimeout",
-        method
-      ),
+      metadataTimeout: yield* duration("metadataTimeout"),
+      blobTimeout: yield* duration("blobTimeout"),
+      writeConcurrency: yield* integer("writeConcurrency"),
+      maxPendingWrites: yield* integer("maxPendingWrites"),
+      shutdownTimeout: yield* duration("shutdownTimeout"),
       keyVersion
     }
   })
+
+type DurationOption = "defaultTtl" | "stampedeLockTtl" | "metadataTimeout" | "blobTimeout" | "shutdownTimeout"
+type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites"
 
 /**
  * A duration from the environment: a bare number is seconds (as in the seed: `S3CACHE_DEFAULT_TTL=3600`), anything

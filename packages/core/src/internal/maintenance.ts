@@ -13,23 +13,15 @@ import * as Stream from "effect/Stream"
 import type * as BlobStore from "../BlobStore.js"
 import type { CleanupOptions, CleanupReport, Service } from "../Cache.js"
 import type * as CacheConfig from "../CacheConfig.js"
-import { type BlobStoreError, CacheInputError, type MetadataStoreError } from "../CacheError.js"
+import { CacheInputError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type * as MetadataStore from "../MetadataStore.js"
+import type * as fence from "./fence.js"
 
-interface Dependencies {
+interface Dependencies extends Pick<fence.Fence, "withMetadataDeadline" | "withBlobDeadline"> {
   readonly config: CacheConfig.Resolved
   readonly metadata: MetadataStore.MetadataStore["Type"]
   readonly blobs: BlobStore.BlobStore["Type"]
-  readonly withMetadataDeadline: <A>(
-    method: string,
-    effect: Effect.Effect<A, MetadataStoreError>
-  ) => Effect.Effect<A, MetadataStoreError>
-  readonly withBlobDeadline: <A>(
-    method: string,
-    key: string | undefined,
-    effect: Effect.Effect<A, BlobStoreError>
-  ) => Effect.Effect<A, BlobStoreError>
   /** deletes objects, logging (not raising) failures: a record already gone makes them orphans, not errors */
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
 }
