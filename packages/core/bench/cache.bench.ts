@@ -16,7 +16,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { Cache } from "../src/index.js"
+import { Cache } from "@s3cache/core"
 
 const payloads = {
   "1 KB object": { id: 1, name: "x".repeat(900), tags: ["a", "b"], at: new Date(0) },

@@ -6,7 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { Cache } from "../src/index.js"
+import { Cache } from "@s3cache/core"
 
 let executions = 0
 
