@@ -9,6 +9,7 @@
  *
  * Medians and p99 in milliseconds; this machine is noisy, so compare ratios within one run.
  */
+import { Cache } from "@s3cache/core"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -16,7 +17,6 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { Cache } from "@s3cache/core"
 
 const payloads = {
   "1 KB object": { id: 1, name: "x".repeat(900), tags: ["a", "b"], at: new Date(0) },

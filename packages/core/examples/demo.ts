@@ -2,11 +2,11 @@
  * The main job: a slow, query-like effect through the cache on the embedded default (memory metadata, payloads in
  * a local folder; no server). Run with `pnpm demo`. `S3CACHE_*` variables apply (e.g. S3CACHE_LOCAL_PATH).
  */
+import { Cache } from "@s3cache/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { Cache } from "@s3cache/core"
 
 let executions = 0
 

@@ -27,8 +27,13 @@ export interface Options {
   readonly defaultTtl?: Duration.DurationInput | undefined
   /** live entries kept per namespace, least recently read evicted first; default 10000 */
   readonly maxCacheEntries?: number | undefined
-  /** how long a stampede lock lives, and how long a caller waits for another process's result; default 30 s */
+  /** how long a caller waits for another process's result before running the effect itself; default 30 s */
   readonly stampedeLockTtl?: Duration.DurationInput | undefined
+  /**
+   * The lease of a stampede lock: the holder renews it every third of a lease while its effect runs, so a process
+   * that dies blocks a key for at most one lease; default 5 s, or `stampedeLockTtl` when that is shorter
+   */
+  readonly stampedeLockLease?: Duration.DurationInput | undefined
   /** default `"auto"` */
   readonly serializationFormat?: Format | undefined
   /** default `"zstd"` */
@@ -59,6 +64,7 @@ export interface Resolved {
   readonly defaultTtl: Duration.Duration
   readonly maxCacheEntries: number
   readonly stampedeLockTtl: Duration.Duration
+  readonly stampedeLockLease: Duration.Duration
   readonly serializationFormat: Format
   readonly compression: Compression
   readonly metadataTimeout: Duration.Duration
@@ -79,6 +85,7 @@ export const defaults: Resolved = {
   defaultTtl: Duration.hours(1),
   maxCacheEntries: 10_000,
   stampedeLockTtl: Duration.seconds(30),
+  stampedeLockLease: Duration.seconds(5),
   serializationFormat: "auto",
   compression: "zstd",
   metadataTimeout: Duration.seconds(1),
@@ -157,12 +164,16 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
         option === "defaultTtl" ? "InvalidTtl" : "InvalidOption"
       )
     const integer = (option: IntegerOption) => positiveInteger(options[option] ?? defaults[option], option, method)
+    const stampedeLockTtl = yield* duration("stampedeLockTtl")
     return {
       name,
       namespace: yield* CacheKey.validateNamespace(options.namespace ?? defaults.namespace, method),
       defaultTtl: yield* duration("defaultTtl"),
       maxCacheEntries: yield* integer("maxCacheEntries"),
-      stampedeLockTtl: yield* duration("stampedeLockTtl"),
+      stampedeLockTtl,
+      stampedeLockLease: options.stampedeLockLease === undefined
+        ? Duration.min(defaults.stampedeLockLease, stampedeLockTtl)
+        : yield* duration("stampedeLockLease"),
       serializationFormat: format,
       compression,
       metadataTimeout: yield* duration("metadataTimeout"),
@@ -174,7 +185,13 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
     }
   })
 
-type DurationOption = "defaultTtl" | "stampedeLockTtl" | "metadataTimeout" | "blobTimeout" | "shutdownTimeout"
+type DurationOption =
+  | "defaultTtl"
+  | "stampedeLockTtl"
+  | "stampedeLockLease"
+  | "metadataTimeout"
+  | "blobTimeout"
+  | "shutdownTimeout"
 type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites"
 
 /**
@@ -207,7 +224,7 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
 /**
  * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
  * `S3CACHE_NAME`, `S3CACHE_NAMESPACE`, `S3CACHE_DEFAULT_TTL`, `S3CACHE_MAX_CACHE_ENTRIES`,
- * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`, `S3CACHE_METADATA_TIMEOUT`,
+ * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_STAMPEDE_LOCK_LEASE`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`, `S3CACHE_METADATA_TIMEOUT`,
  * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
  * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
  *
@@ -221,6 +238,7 @@ export const config: Config.Config<Options> = Config.nested(
     defaultTtl: Config.option(duration("DEFAULT_TTL")),
     maxCacheEntries: Config.option(Config.integer("MAX_CACHE_ENTRIES")),
     stampedeLockTtl: Config.option(duration("STAMPEDE_LOCK_TTL")),
+    stampedeLockLease: Config.option(duration("STAMPEDE_LOCK_LEASE")),
     serializationFormat: Config.option(Config.string("SERIALIZATION_FORMAT")),
     compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
     metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),

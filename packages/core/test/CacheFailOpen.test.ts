@@ -291,6 +291,36 @@ describe("across processes (two caches on shared stores)", () => {
       assert.strictEqual((yield* b.cache.stats).hits, 1)
     }))
 
+  it.scopedLive("the lock holder renews its lease, so a computation longer than the lease still runs once", () =>
+    Effect.gen(function*() {
+      const metadata = yield* MetadataStore.makeMemory
+      const blobs = yield* BlobStore.makeMemory
+      const options = { stampedeLockTtl: "20 seconds", stampedeLockLease: "150 millis" } as const
+      const a = yield* makeHarness({ stores: { metadata, blobs }, cache: options })
+      const b = yield* makeHarness({ stores: { metadata, blobs }, cache: options })
+      let runs = 0
+      const slow = Effect.sync(() => ++runs).pipe(Effect.zipLeft(Effect.sleep("700 millis")), Effect.as("long"))
+      const first = yield* Effect.fork(a.cache.cached(slow, { key: "k" }))
+      yield* waitUntil(Effect.sync(() => runs === 1))
+      // without renewal the lease would expire after 150 ms and b would take the lock and run the effect again
+      assert.strictEqual(yield* b.cache.cached(slow, { key: "k" }), "long")
+      assert.strictEqual(yield* Fiber.join(first), "long")
+      assert.strictEqual(runs, 1)
+    }))
+
+  // with stampedeLockTtl at one minute, a waiter that waited for it would fail this test on the runner's timeout
+  it.scopedLive("a dead lock holder blocks the key for one lease, not for stampedeLockTtl", () =>
+    Effect.gen(function*() {
+      const { cache, metadata } = yield* makeHarness({
+        cache: { stampedeLockTtl: "1 minute", stampedeLockLease: "200 millis" }
+      })
+      const hash = yield* cache.hashKey("k")
+      yield* metadata.lookup("default", hash, { token: "dead-process", lockTtlMs: 200 })
+      const query = counted("recovered")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "recovered")
+      assert.strictEqual(query.runs, 1)
+    }))
+
   it.scopedLive("when the lock holder never delivers, the waiter runs the effect after stampedeLockTtl", () =>
     Effect.gen(function*() {
       const { cache, metadata } = yield* makeHarness({ cache: { stampedeLockTtl: "300 millis" } })

@@ -13,6 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -68,7 +69,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const serializer = yield* Serializer
   const scope = yield* Effect.scope
   const metrics = CacheMetrics.instruments(config.name)
-  const lockTtlMs = Duration.toMillis(config.stampedeLockTtl)
+  const waitMs = Duration.toMillis(config.stampedeLockTtl)
+  const leaseMs = Duration.toMillis(config.stampedeLockLease)
 
   // Background writes live in the layer's scope. The drain finalizer is added after the FiberSet, so it runs first
   // on close: pending writes get `shutdownTimeout` to finish before the set interrupts what is left.
@@ -163,7 +165,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     const token = randomId()
     const lookup = withMetadataDeadline(
       "lookup",
-      metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs })
+      metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs })
     )
     const loop = (deadline: number, attempt: number): Effect.Effect<Decision, MetadataStoreError> =>
       Effect.flatMap(lookup, (result) => {
@@ -182,12 +184,35 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
                 : Effect.zipRight(Effect.sleep(pollDelay(attempt, deadline - now)), loop(deadline, attempt + 1)))
         }
       })
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + lockTtlMs, 0)).pipe(
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0)).pipe(
       (effect) => fenced("lookup", "the effect runs uncached", effect, () => run(false)),
       Effect.tap((decision) =>
         decision._tag === "Run" && !decision.persist ? Metric.increment(metrics.bypassed) : Effect.void
       )
     )
+  }
+
+  /**
+   * Run `effect` while renewing the stampede lock every third of a lease, so other processes keep waiting for a long
+   * computation, yet a process that dies blocks the key for one lease at most. Renewal stops when the lock is lost.
+   */
+  const holdingLock = <A, E, R>(plan: Plan, token: string | undefined, effect: Effect.Effect<A, E, R>) => {
+    if (token === undefined) return effect
+    const renew: Effect.Effect<void> = Effect.sleep(Duration.millis(leaseMs / 3)).pipe(
+      Effect.zipRight(
+        withMetadataDeadline(
+          "lookup",
+          metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs })
+        )
+      ),
+      Effect.flatMap((result) => result._tag === "Acquired" ? renew : Effect.void),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.failCause(cause as Cause.Cause<never>)
+          : Effect.logDebug("s3cache: could not renew a stampede lock; it expires after its lease", cause)
+      )
+    )
+    return Effect.flatMap(Effect.fork(renew), (renewal) => Effect.ensuring(effect, Fiber.interrupt(renewal)))
   }
 
   // -- persist ------------------------------------------------------------------------------------------------------
@@ -297,7 +322,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
               Effect.as(decision.value as A)
             ))
         }
-        return effect.pipe(
+        return holdingLock(plan, decision.token, effect).pipe(
           Effect.onExit((exit) =>
             Exit.isSuccess(exit)
               ? Effect.flatMap(elapsed, (ms) =>
