@@ -2,8 +2,10 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import { MetadataStoreError } from "../src/CacheError.js"
 import { BlobStore, Cache, CacheMetrics, MetadataStore } from "../src/index.js"
 import { makeHarness, uniqueName } from "./utils/harness.js"
@@ -54,6 +56,28 @@ describe("observability", () => {
         assert.match(warnings[3]!, /read failed; the entry is dropped and the effect runs: .*does not exist/)
         assert.strictEqual((yield* cache.stats).errors, 4)
       })
+    ))
+
+  it.scoped("a store that keeps failing gives one warning per window; the rest are debug logs, all counted", () =>
+    capturing((logs) =>
+      Effect.gen(function*() {
+        const { cache } = yield* makeHarness({
+          metadata: () => ({
+            lookup: () =>
+              Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "lookup", description: "down" }))
+          })
+        })
+        for (let i = 0; i < 50; i++) yield* cache.cached(Effect.succeed(i), { key: `k${i}` })
+        yield* TestClock.adjust("5 seconds")
+        yield* cache.cached(Effect.succeed(0), { key: "after" })
+        const warnings = logs.filter((log) => log.level === "WARN").map((log) => log.message)
+        assert.strictEqual(warnings.length, 2)
+        assert.include(warnings[1]!, "(and 49 more lookup failures before it)")
+        const debug = logs.filter((log) => log.level === "DEBUG").map((log) => log.message)
+        assert.strictEqual(debug.length, 49, debug.slice(0, 3).join("\n"))
+        assert.isTrue(debug.every((message) => message.startsWith("s3cache: lookup failed")))
+        assert.strictEqual((yield* cache.stats).errors, 51)
+      }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
     ))
 
   it.scoped("the accessors reach the cache in the context, and its metrics carry its name", () =>

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -46,20 +47,40 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
     onTimeout: (description: string) => E
   ) =>
     effect.pipe(
+      // the disconnected fiber ends with an Exit rather than a failure, which Effect would log as unhandled
+      Effect.exit,
       Effect.disconnect,
+      Effect.flatMap((exit) => exit),
       Effect.timeoutFail({
         duration,
         onTimeout: () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
       })
     )
 
+  // When a store is down every call fails the same way: one warning per operation and window says so, the rest are
+  // logged at debug level and counted, and the next warning tells how many there were.
+  const windows = new Map<string, { start: number; suppressed: number }>()
   const report: Fence["report"] = (operation, consequence, cause) =>
-    Metric.increment(metrics.errors).pipe(
-      Effect.zipRight(
-        Effect.logWarning(`s3cache: ${operation} failed; ${consequence}: ${describe(cause)}`, cause).pipe(
-          Effect.annotateLogs({ "s3cache.operation": operation, "s3cache.cache": config.name })
-        )
-      )
+    Effect.zipRight(
+      Metric.increment(metrics.errors),
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const window = windows.get(operation)
+        const message = `s3cache: ${operation} failed; ${consequence}: ${describe(cause)}`
+        const log = (window === undefined || now - window.start >= warningWindowMs)
+          ? Effect.suspend(() => {
+            const suppressed = window?.suppressed ?? 0
+            windows.set(operation, { start: now, suppressed: 0 })
+            return Effect.logWarning(
+              suppressed === 0 ? message : `${message} (and ${suppressed} more ${operation} failures before it)`,
+              cause
+            )
+          })
+          : Effect.suspend(() => {
+            window.suppressed++
+            return Effect.logDebug(message, cause)
+          })
+        return log.pipe(Effect.annotateLogs({ "s3cache.operation": operation, "s3cache.cache": config.name }))
+      })
     )
 
   return {
@@ -85,6 +106,8 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
           : Effect.as(report(operation, consequence, cause), fallback()))
   }
 }
+
+const warningWindowMs = 5000
 
 const describe = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)

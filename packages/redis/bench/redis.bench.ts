@@ -1,0 +1,141 @@
+/**
+ * `pnpm bench` (Redis part): starts its own redis-server on a free loopback port and measures, in one run:
+ * - lookup (hit) latency of the store against a raw HGETALL of the same record on the same connection;
+ * - Redis round trips of a hit, counted by the server (INFO commandstats);
+ * - commits per second, one at a time and 32 at once;
+ * - a `Cache.cached` hit on Redis metadata + memory payloads.
+ */
+import * as BlobStore from "@s3cache/core/BlobStore"
+import * as Cache from "@s3cache/core/Cache"
+import * as MetadataStore from "@s3cache/core/MetadataStore"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { Redis } from "ioredis"
+import * as crypto from "node:crypto"
+import { performance } from "node:perf_hooks"
+import { RedisMetadataStore } from "../src/index.js"
+import * as RedisServer from "../test/utils/RedisServer.js"
+
+const n = 5000
+const hashOf = (label: string) => crypto.createHash("sha256").update(label).digest("hex")
+const record = (namespace: string, hash: string, i: number): MetadataStore.EntryRecord => ({
+  hash,
+  namespace,
+  objectKey: `${namespace}/${hash.slice(0, 2)}/${hash}-w${i}`,
+  format: "v8",
+  compression: "zstd",
+  rawSize: 1000,
+  storedSize: 400,
+  checksum: `sha256:${hashOf(`payload-${i}`)}`,
+  createdAt: Date.now(),
+  ttlMs: 3_600_000,
+  codecVersion: 1,
+  keyPreview: "SELECT * FROM bench"
+})
+
+const stats = (samples: Array<number>) => {
+  const sorted = samples.sort((a, b) => a - b)
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  return { median: at(0.5), p99: at(0.99) }
+}
+
+const timeEach = (count: number, effect: (i: number) => Effect.Effect<unknown, unknown>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 200; i++) yield* effect(i) // warm-up
+    const samples: Array<number> = []
+    for (let i = 0; i < count; i++) {
+      const start = performance.now()
+      yield* effect(i)
+      samples.push(performance.now() - start)
+    }
+    return stats(samples)
+  })
+
+const fmt = (ms: number) => ms.toFixed(3)
+
+const main = Effect.gen(function*() {
+  const server = yield* RedisServer.make()
+  const client = yield* Effect.acquireRelease(
+    Effect.promise(async () => {
+      const c = new Redis(server.url, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: 1000
+      })
+      c.on("error", () => {})
+      await c.connect()
+      return c
+    }),
+    (c) => Effect.promise(() => c.quit())
+  )
+  const store = yield* RedisMetadataStore.make({ client })
+  const hot = record("bench", hashOf("hot"), 0)
+  yield* store.commit(hot, { maxEntries: 100_000 })
+
+  const lookup = yield* timeEach(n, () => store.lookup("bench", hot.hash, { token: "t", lockTtlMs: 5000 }))
+  const hgetall = yield* timeEach(n, () => Effect.promise(() => client.hgetall(`qc:{bench}:e:${hot.hash}`)))
+
+  // round trips are what the client sends; the server also counts the commands the script runs inside
+  let sent = 0
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => {
+    sent++
+    return send(command, stream)
+  }
+  yield* Effect.promise(() => client.config("RESETSTAT"))
+  sent = 0
+  for (let i = 0; i < 1000; i++) yield* store.lookup("bench", hot.hash, { token: "t", lockTtlMs: 5000 })
+  const roundTrips = sent / 1000
+  const info = yield* Effect.promise(() => client.info("commandstats"))
+  client.sendCommand = send
+  const commands = Array.from(info.matchAll(/cmdstat_(\S+?):calls=(\d+)/g))
+    .filter((m) => !m[1]!.startsWith("config") && !m[1]!.startsWith("info"))
+    .reduce((sum, m) => sum + Number(m[2]), 0)
+
+  let i = 0
+  const sequentialStart = performance.now()
+  for (let k = 0; k < n; k++) yield* store.commit(record("commits", hashOf(`c${++i}`), i), { maxEntries: 100_000 })
+  const sequential = n / ((performance.now() - sequentialStart) / 1000)
+  const concurrentStart = performance.now()
+  yield* Effect.forEach(
+    Array.from({ length: n }, () => ++i),
+    (j) => store.commit(record("commits", hashOf(`c${j}`), j), { maxEntries: 100_000 }),
+    { concurrency: 32, discard: true }
+  )
+  const concurrent = n / ((performance.now() - concurrentStart) / 1000)
+
+  const blobs = yield* BlobStore.makeMemory
+  const cache = yield* Cache.make({ name: "bench-redis" }).pipe(
+    Effect.provideService(MetadataStore.MetadataStore, store),
+    Effect.provideService(BlobStore.BlobStore, blobs)
+  )
+  const value = { id: 1, name: "x".repeat(900) }
+  yield* cache.cached(Effect.succeed(value), { key: "cache-hot" })
+  yield* cache.flush
+  const cacheHit = yield* timeEach(n, () => cache.cached(Effect.succeed(value), { key: "cache-hot" }))
+
+  return [
+    "| measure | median ms | p99 ms |",
+    "|---|---|---|",
+    `| raw HGETALL, same connection | ${fmt(hgetall.median)} | ${fmt(hgetall.p99)} |`,
+    `| MetadataStore.lookup (hit) | ${fmt(lookup.median)} | ${fmt(lookup.p99)} |`,
+    `| Cache.cached hit (Redis + memory payloads, 1 KB) | ${fmt(cacheHit.median)} | ${fmt(cacheHit.p99)} |`,
+    "",
+    `lookup / HGETALL median: ${(lookup.median / hgetall.median).toFixed(2)}x`,
+    `round trips per hit (sent by the client over 1000 hits): ${roundTrips.toFixed(2)}; commands the server ran ` +
+    `per hit: ${(commands / 1000).toFixed(2)} (EVALSHA and those inside the script)`,
+    `commits per second: ${sequential.toFixed(0)} one at a time, ${concurrent.toFixed(0)} with 32 at once`
+  ]
+})
+
+main.pipe(
+  Effect.scoped,
+  Logger.withMinimumLogLevel(LogLevel.Warning),
+  Effect.runPromise
+).then((lines) => console.log(`s3cache Redis bench (n = ${n}, Node ${process.version})\n\n${lines.join("\n")}`))
+  .catch((error) => {
+    console.error(error)
+    process.exitCode = 1
+  })

@@ -1,0 +1,209 @@
+/**
+ * The Redis metadata store: entry records, the LRU index, stampede locks and the namespace registry in Redis
+ * (standalone or Cluster), every multi-step change one atomic Lua script, one round trip per lookup.
+ *
+ * The layer builds even when Redis is down: calls then fail fast, the cache runs uncached (fail-open), and the
+ * client reconnects by itself.
+ *
+ * @example
+ * import { Cache } from "@s3cache/core"
+ * import { RedisMetadataStore } from "@s3cache/redis"
+ * import * as Layer from "effect/Layer"
+ *
+ * const CacheLive = Cache.layer({ namespace: "reports" }).pipe(
+ *   Layer.provide(RedisMetadataStore.layer({ url: "redis://localhost:6379/0" })),
+ *   Layer.provide(BlobStoreLive)
+ * )
+ *
+ * @since 0.1.0
+ */
+import * as CacheConfig from "@s3cache/core/CacheConfig"
+import { CacheInputError } from "@s3cache/core/CacheError"
+import { MetadataStore } from "@s3cache/core/MetadataStore"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis"
+import * as client from "./internal/client.js"
+import * as store from "./internal/store.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** `redis://[user:password@]host:port/db`, or `rediss://` for TLS; default `redis://localhost:6379/0` */
+  readonly url?: string | undefined
+  /** the nodes of a Redis Cluster (instead of `url`) */
+  readonly nodes?: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /**
+   * A client you own and close yourself (instead of `url` or `nodes`). Give it the bounded options this package uses
+   * (no offline queue, `commandTimeout`, `maxRetriesPerRequest: 0`): an ioredis client with defaults hangs on faults.
+   */
+  readonly client?: Redis | Cluster | undefined
+  readonly username?: string | undefined
+  /** overrides a password in the URL */
+  readonly password?: Redacted.Redacted | undefined
+  /** prefix of every key; default `"qc:"`; may not contain `{` or `}` (they would break the hash tags) */
+  readonly keyPrefix?: string | undefined
+  /** deadline of one command on the wire; default 250 ms */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** deadline of one connection attempt; default 1 s */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long building the layer waits for the first connection before going on (uncached until Redis answers);
+   * default: `connectTimeout`. Building never fails because Redis is down.
+   */
+  readonly awaitReady?: Duration.DurationInput | undefined
+  /** entries removed per script when a namespace is removed; default 500 */
+  readonly removeBatchSize?: number | undefined
+  /** extra ioredis options, applied last (they can undo the bounded defaults: take care) */
+  readonly redisOptions?: RedisOptions | undefined
+  readonly clusterOptions?: ClusterOptions | undefined
+}
+
+const keyPrefixPattern = /^[A-Za-z0-9_.:-]{0,64}$/
+
+const invalid = (description: string) =>
+  new CacheInputError({ reason: "InvalidOption", method: "RedisMetadataStore.make", description })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<MetadataStore["Type"], CacheInputError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const method = "RedisMetadataStore.make"
+    const keyPrefix = options.keyPrefix ?? "qc:"
+    if (!keyPrefixPattern.test(keyPrefix)) {
+      return yield* invalid(
+        `keyPrefix ${JSON.stringify(keyPrefix.slice(0, 80))} is not allowed: use up to 64 of [A-Za-z0-9_.:-] ` +
+          "(braces would break the {namespace} hash tags)"
+      )
+    }
+    const removeBatchSize = options.removeBatchSize ?? 500
+    if (!Number.isSafeInteger(removeBatchSize) || removeBatchSize < 1) {
+      return yield* invalid(`removeBatchSize must be a positive integer (got ${String(removeBatchSize)})`)
+    }
+    if ([options.url, options.nodes, options.client].filter((_) => _ !== undefined).length > 1) {
+      return yield* invalid("give one of url, nodes or client")
+    }
+    const commandTimeout = yield* CacheConfig.positiveDuration(
+      options.commandTimeout ?? "250 millis",
+      "commandTimeout",
+      method
+    )
+    const connectTimeout = yield* CacheConfig.positiveDuration(
+      options.connectTimeout ?? "1 second",
+      "connectTimeout",
+      method
+    )
+    const awaitReady = options.awaitReady === undefined
+      ? connectTimeout
+      : Option.getOrElse(Duration.decodeUnknown(options.awaitReady), () => connectTimeout)
+
+    const redis = options.client !== undefined ? options.client : yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const owned = client.create({
+          url: options.url ?? (options.nodes === undefined ? "redis://localhost:6379/0" : undefined),
+          nodes: options.nodes,
+          username: options.username,
+          password: options.password,
+          commandTimeoutMs: Duration.toMillis(commandTimeout),
+          connectTimeoutMs: Duration.toMillis(connectTimeout),
+          redisOptions: options.redisOptions,
+          clusterOptions: options.clusterOptions
+        })
+        // without a listener, a connection error is an unhandled 'error' event and kills the process; the commands
+        // that fail meanwhile are reported by the cache
+        owned.on("error", () => {})
+        owned.connect().catch(() => {})
+        return owned
+      }),
+      (owned) =>
+        Effect.promise(() => owned.quit().catch(() => undefined)).pipe(
+          Effect.timeout(connectTimeout),
+          Effect.ignore,
+          Effect.ensuring(Effect.sync(() => owned.disconnect()))
+        )
+    )
+    yield* waitUntilReady(redis, awaitReady)
+    return store.make(client.defineScripts(redis), { keyPrefix, removeBatchSize })
+  })
+
+const waitUntilReady = (redis: client.Client, budget: Duration.Duration) =>
+  Effect.async<void>((resume) => {
+    if (redis.status === "ready") return resume(Effect.void)
+    const onReady = () => resume(Effect.void)
+    redis.once("ready", onReady)
+    return Effect.sync(() => redis.off("ready", onReady))
+  }).pipe(
+    Effect.timeoutOption(budget),
+    Effect.flatMap(Option.match({
+      onNone: () =>
+        Effect.logWarning(
+          `s3cache: Redis did not answer within ${Duration.format(budget)}; the cache runs uncached until it does`
+        ),
+      onSome: () => Effect.void
+    }))
+  )
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<MetadataStore, CacheInputError> =>
+  Layer.scoped(MetadataStore, make(options))
+
+/**
+ * Options from `S3CACHE_*` variables: `S3CACHE_REDIS_URL`, `S3CACHE_REDIS_CLUSTER_NODES` (`host:port,host:port`),
+ * `S3CACHE_REDIS_USERNAME`, `S3CACHE_REDIS_PASSWORD`, `S3CACHE_REDIS_KEY_PREFIX`, `S3CACHE_REDIS_COMMAND_TIMEOUT`,
+ * `S3CACHE_REDIS_CONNECT_TIMEOUT`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.nested(
+  Config.all({
+    url: Config.option(Config.string("URL")),
+    nodes: Config.option(Config.array(Config.string(), "CLUSTER_NODES")),
+    username: Config.option(Config.string("USERNAME")),
+    password: Config.option(Config.redacted("PASSWORD")),
+    keyPrefix: Config.option(Config.string("KEY_PREFIX")),
+    commandTimeout: Config.option(CacheConfig.duration("COMMAND_TIMEOUT")),
+    connectTimeout: Config.option(CacheConfig.duration("CONNECT_TIMEOUT"))
+  }).pipe(Config.mapOrFail(({ nodes, ...rest }) => {
+    const options: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(rest) as Array<[string, Option.Option<unknown>]>) {
+      if (Option.isSome(value)) options[key] = value.value
+    }
+    if (Option.isSome(nodes)) {
+      const parsed = nodes.value.map((node) => /^([^:]+):(\d+)$/.exec(node.trim()))
+      if (parsed.some((match) => match === null)) {
+        return Either.left(
+          ConfigError.InvalidData(["CLUSTER_NODES"], `expected host:port,host:port, got ${nodes.value.join(",")}`)
+        )
+      }
+      options.nodes = parsed.map((match) => ({ host: match![1]!, port: Number(match![2]) }))
+    }
+    return Either.right(options as Options)
+  })),
+  "S3CACHE_REDIS"
+)
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<MetadataStore, CacheInputError | ConfigError.ConfigError> =>
+  Layer.scoped(MetadataStore, Effect.flatMap(options, make))
