@@ -10,6 +10,8 @@
  *
  * @since 0.1.0
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
@@ -17,6 +19,8 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
+import * as os from "node:os"
+import * as path from "node:path"
 import type { BlobStoreError } from "./CacheError.js"
 import * as fileSystem from "./internal/fileSystemBlobStore.js"
 import * as memory from "./internal/memoryBlobStore.js"
@@ -128,3 +132,25 @@ export const layerFileSystem = (
   options: FileSystemOptions
 ): Layer.Layer<BlobStore, BlobStoreError, FileSystem.FileSystem | Path.Path> =>
   Layer.effect(BlobStore, makeFileSystem(options))
+
+/**
+ * Payloads as files in a local folder, on Node's file system: the payload half of `Cache.layerEmbedded`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLocal = (options: { readonly directory?: string | undefined } = {}): Layer.Layer<
+  BlobStore,
+  BlobStoreError
+> =>
+  layerFileSystem({ directory: options.directory ?? defaultLocalPath }).pipe(
+    Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
+  )
+
+/**
+ * `<os tmp>/query_cache`, as in the seed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLocalPath: string = path.join(os.tmpdir(), "query_cache")

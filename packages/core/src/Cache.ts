@@ -14,8 +14,6 @@
  *
  * @since 0.1.0
  */
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodePath from "@effect/platform-node/NodePath"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -26,8 +24,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as os from "node:os"
-import * as path from "node:path"
 import * as BlobStore from "./BlobStore.js"
 import * as CacheConfig from "./CacheConfig.js"
 import type { BlobStoreError, CacheError, CacheInputError } from "./CacheError.js"
@@ -337,14 +333,15 @@ export interface EmbeddedOptions extends CacheConfig.Options {
  * @since 0.1.0
  * @category layers
  */
-export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<Cache, CacheInputError | BlobStoreError> => {
-  const blobs = options.storageBackend === "memory"
-    ? BlobStore.layerMemory
-    : BlobStore.layerFileSystem({ directory: options.localPath ?? path.join(os.tmpdir(), "query_cache") }).pipe(
-      Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
-    )
-  return layer(options).pipe(Layer.provide(Layer.merge(MetadataStore.layerMemory, blobs)))
-}
+export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<Cache, CacheInputError | BlobStoreError> =>
+  layer(options).pipe(
+    Layer.provide(Layer.merge(
+      MetadataStore.layerMemory,
+      options.storageBackend === "memory"
+        ? BlobStore.layerMemory
+        : BlobStore.layerLocal({ directory: options.localPath })
+    ))
+  )
 
 /**
  * `layerEmbedded`, with options read from `S3CACHE_*` variables: those of `CacheConfig.config`, plus
@@ -358,7 +355,14 @@ export const layerEmbeddedConfig = (
 ): Layer.Layer<Cache, CacheInputError | BlobStoreError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(config, layerEmbedded))
 
-const embeddedConfig: Config.Config<EmbeddedOptions> = Config.all({
+/**
+ * The options of `layerEmbedded` from `S3CACHE_*` variables: those of `CacheConfig.config`, plus
+ * `S3CACHE_STORAGE_BACKEND` (`local` or `memory`) and `S3CACHE_LOCAL_PATH`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const embeddedConfig: Config.Config<EmbeddedOptions> = Config.all({
   options: CacheConfig.config,
   storageBackend: Config.option(Config.literal("local", "memory")("S3CACHE_STORAGE_BACKEND")),
   localPath: Config.option(Config.string("S3CACHE_LOCAL_PATH"))

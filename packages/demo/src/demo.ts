@@ -1,12 +1,14 @@
 /**
- * The main job: a slow, query-like effect through the cache on the embedded default (memory metadata, payloads in
- * a local folder; no server). Run with `pnpm demo`. `S3CACHE_*` variables apply (e.g. S3CACHE_LOCAL_PATH).
+ * The main job: a slow, query-like effect through the cache. Run with `pnpm demo`: on the embedded default (memory
+ * metadata, payloads in a local folder; no server), or on Redis with `S3CACHE_REDIS_URL=redis://…`. Every
+ * `S3CACHE_*` variable applies.
  */
 import { Cache } from "@s3cache/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Backends from "./layer.js"
 
 let executions = 0
 
@@ -25,8 +27,10 @@ const line = (text: string) => Effect.sync(() => console.log(text))
 
 const program = Effect.gen(function*() {
   const cache = yield* Cache.Cache
+  const backends = yield* Backends.describe
   yield* line(
-    `s3cache demo: embedded layers (metadata in memory, payloads in a local folder), compression ${cache.config.compression}\n`
+    `s3cache demo: metadata in ${backends.metadata}, payloads in ${backends.payloads}, ` +
+      `compression ${cache.config.compression}\n`
   )
 
   const sql = "SELECT id, amount, at FROM orders WHERE year = 2026"
@@ -67,7 +71,7 @@ const program = Effect.gen(function*() {
 })
 
 program.pipe(
-  Effect.provide(Cache.layerEmbeddedConfig()),
+  Effect.provide(Backends.layer),
   Logger.withMinimumLogLevel(LogLevel.Warning),
   Effect.runPromise
 ).catch((error) => {
