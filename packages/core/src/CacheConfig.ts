@@ -40,8 +40,13 @@ export interface Options {
   readonly compression?: Compression | undefined
   /** deadline of each metadata store call; default 1 s */
   readonly metadataTimeout?: Duration.DurationInput | undefined
-  /** deadline of each blob store call; default 30 s */
+  /** deadline of each blob store call, plus the time a payload takes at `blobMinThroughput`; default 30 s */
   readonly blobTimeout?: Duration.DurationInput | undefined
+  /**
+   * The slowest transfer, bytes per second, that still counts as working: a payload of `n` bytes gets
+   * `blobTimeout + n / blobMinThroughput` (500 MB: 30 s + 500 s). It bounds stalls, not speed. Default 1 MiB/s.
+   */
+  readonly blobMinThroughput?: number | undefined
   /** background writes that run at once; default 4 */
   readonly writeConcurrency?: number | undefined
   /** background writes that may wait; past this, new values are returned but not stored; default 1000 */
@@ -69,6 +74,7 @@ export interface Resolved {
   readonly compression: Compression
   readonly metadataTimeout: Duration.Duration
   readonly blobTimeout: Duration.Duration
+  readonly blobMinThroughput: number
   readonly writeConcurrency: number
   readonly maxPendingWrites: number
   readonly shutdownTimeout: Duration.Duration
@@ -90,6 +96,7 @@ export const defaults: Resolved = {
   compression: "zstd",
   metadataTimeout: Duration.seconds(1),
   blobTimeout: Duration.seconds(30),
+  blobMinThroughput: 1024 * 1024,
   writeConcurrency: 4,
   maxPendingWrites: 1000,
   shutdownTimeout: Duration.seconds(10),
@@ -178,6 +185,7 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
       compression,
       metadataTimeout: yield* duration("metadataTimeout"),
       blobTimeout: yield* duration("blobTimeout"),
+      blobMinThroughput: yield* integer("blobMinThroughput"),
       writeConcurrency: yield* integer("writeConcurrency"),
       maxPendingWrites: yield* integer("maxPendingWrites"),
       shutdownTimeout: yield* duration("shutdownTimeout"),
@@ -192,7 +200,7 @@ type DurationOption =
   | "metadataTimeout"
   | "blobTimeout"
   | "shutdownTimeout"
-type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites"
+type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites" | "blobMinThroughput"
 
 /**
  * A duration from the environment: a bare number is seconds (as in the seed: `S3CACHE_DEFAULT_TTL=3600`), anything
@@ -225,7 +233,7 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
  * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
  * `S3CACHE_NAME`, `S3CACHE_NAMESPACE`, `S3CACHE_DEFAULT_TTL`, `S3CACHE_MAX_CACHE_ENTRIES`,
  * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_STAMPEDE_LOCK_LEASE`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`, `S3CACHE_METADATA_TIMEOUT`,
- * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
+ * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
  * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
  *
  * @since 0.1.0
@@ -243,6 +251,7 @@ export const config: Config.Config<Options> = Config.nested(
     compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
     metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),
     blobTimeout: Config.option(duration("BLOB_TIMEOUT")),
+    blobMinThroughput: Config.option(Config.integer("BLOB_MIN_THROUGHPUT")),
     writeConcurrency: Config.option(Config.integer("WRITE_CONCURRENCY")),
     maxPendingWrites: Config.option(Config.integer("MAX_PENDING_WRITES")),
     shutdownTimeout: Config.option(duration("SHUTDOWN_TIMEOUT")),

@@ -63,7 +63,9 @@ export class CacheInputError extends Schema.TaggedError<CacheInputError>("@s3cac
  *
  * - `Timeout`: no answer within the operation's deadline.
  * - `Unavailable`: the backend could not be reached or refused the request.
- * - `Protocol`: the backend answered with something the store cannot use (a malformed record, an unexpected reply).
+ * - `Protocol`: the backend answered with something the store cannot use (a malformed record, an unexpected reply,
+ *   a body that fails the transport's checksum). From a blob store's `get`, the cache takes it as a bad entry: it
+ *   drops the entry and writes it again. Every other reason means an unhealthy store: the entry is kept.
  * - `InvalidArgument`: the store refused an argument (an object key that could leave the store's root, …).
  * - `Unknown`: anything else; see `cause`.
  *

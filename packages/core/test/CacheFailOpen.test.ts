@@ -112,7 +112,8 @@ describe("fail-open: the blob store", () => {
       yield* cache.cached(query.effect, { key: "k" })
       yield* cache.flush
       hang = true
-      assert.strictEqual(yield* pastDeadline(cache.cached(query.effect, { key: "k" }), "2 seconds"), "v")
+      // the deadline is blobTimeout plus the payload's few bytes at blobMinThroughput
+      assert.strictEqual(yield* pastDeadline(cache.cached(query.effect, { key: "k" }), "3 seconds"), "v")
       assert.strictEqual(query.runs, 2)
       assert.strictEqual((yield* cache.stats).bypassed, 1)
       hang = false
@@ -221,6 +222,39 @@ describe("fail-open: bad input and unencodable values", () => {
       assert.strictEqual(stats.writeFailures, 2)
       const hash = yield* cache.hashKey("k")
       assert.strictEqual((yield* metadata.lookup("default", hash, { token: "t", lockTtlMs: 1000 }))._tag, "Acquired")
+    }))
+
+  it.scoped("a bare key handed to the service method is refused, not shared as the key undefined", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness()
+      const a = counted("a")
+      const b = counted("b")
+      assert.strictEqual(yield* cache.cached(a.effect, "key-a" as any), "a")
+      yield* cache.flush
+      assert.strictEqual(yield* cache.cached(b.effect, "key-b" as any), "b")
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.bypassed, 2)
+      assert.strictEqual(stats.writes, 0)
+    }))
+
+  it.scoped("the blob deadline grows with the payload at blobMinThroughput", () =>
+    Effect.gen(function*() {
+      let hang = false
+      const { cache } = yield* makeHarness({
+        cache: { blobTimeout: "1 second", blobMinThroughput: 1000, compression: "none" },
+        blobs: (store) => ({ get: (key) => hang ? Effect.never : store.get(key) })
+      })
+      const query = counted(new Uint8Array(10_000))
+      yield* cache.cached(query.effect, { key: "big" })
+      yield* cache.flush
+      hang = true
+      const fiber = yield* Effect.fork(cache.cached(query.effect, { key: "big" }))
+      // 1 s + 10,000 bytes at 1,000 bytes/s = 11 s: still waiting after 10 s, done after 11 s
+      yield* TestClock.adjust("10 seconds")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), new Uint8Array(10_000))
+      assert.strictEqual(query.runs, 2)
     }))
 
   it.effect("an invalid option fails the layer with a typed error", () =>

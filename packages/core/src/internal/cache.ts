@@ -23,7 +23,7 @@ import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import * as CacheConfig from "../CacheConfig.js"
 import type { MetadataStoreError } from "../CacheError.js"
-import { BlobStoreError, type CacheError, type SerializationError } from "../CacheError.js"
+import { BlobStoreError, type CacheError, CacheInputError, type SerializationError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import { type EntryRecord, MetadataStore } from "../MetadataStore.js"
@@ -113,7 +113,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   // -- read ---------------------------------------------------------------------------------------------------------
 
   const read = (plan: Plan, record: EntryRecord): Effect.Effect<unknown, BlobStoreError | SerializationError> =>
-    withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey)).pipe(
+    withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
       Effect.flatMap((bytes): Effect.Effect<unknown, BlobStoreError | SerializationError> =>
         Option.isNone(bytes)
           ? new BlobStoreError({
@@ -225,7 +225,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         schema: plan.schema
       })
       const objectKey = CacheKey.objectKey(plan.namespace, plan.hash, randomId())
-      yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, encoded.bytes))
+      yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, encoded.bytes), encoded.bytes.length)
       const now = yield* Clock.currentTimeMillis
       const record: EntryRecord = {
         hash: plan.hash,
@@ -289,6 +289,17 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
 
   const planOf = (options: CachedOptions): Either.Either<Plan, CacheError> => {
     const method = "Cache.cached"
+    if (typeof options !== "object" || options === null) {
+      // a JavaScript caller (or an `as any`) handing a bare key to the service method, where every such call would
+      // otherwise share the entry of the key `undefined`
+      return Either.left(
+        new CacheInputError({
+          reason: "InvalidKey",
+          method,
+          description: "the service's cached takes options ({ key, … }); for a bare key use Cache.cached(effect, key)"
+        })
+      )
+    }
     const namespace = options.namespace ?? config.namespace
     return Either.flatMap(
       CacheKey.hash(options.key, { namespace, version: config.keyVersion }, method),

@@ -20,10 +20,12 @@ export interface Fence {
     method: string,
     effect: Effect.Effect<A, MetadataStoreError>
   ) => Effect.Effect<A, MetadataStoreError>
+  /** `bytes`: the payload's size when known, which extends the deadline at `blobMinThroughput` */
   readonly withBlobDeadline: <A>(
     method: string,
     key: string | undefined,
-    effect: Effect.Effect<A, BlobStoreError>
+    effect: Effect.Effect<A, BlobStoreError>,
+    bytes?: number
   ) => Effect.Effect<A, BlobStoreError>
   /** count and log a cache failure; `consequence` says what the cache does about it */
   readonly report: (operation: string, consequence: string, cause: Cause.Cause<unknown>) => Effect.Effect<void>
@@ -91,11 +93,11 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
         "metadataTimeout",
         (description) => new MetadataStoreError({ reason: "Timeout", method, description })
       ),
-    withBlobDeadline: (method, key, effect) =>
+    withBlobDeadline: (method, key, effect, bytes = 0) =>
       withDeadline(
         effect,
-        config.blobTimeout,
-        "blobTimeout",
+        Duration.sum(config.blobTimeout, Duration.seconds(bytes / config.blobMinThroughput)),
+        bytes === 0 ? "blobTimeout" : "blobTimeout and blobMinThroughput",
         (description) => new BlobStoreError({ reason: "Timeout", method, key, description })
       ),
     report,

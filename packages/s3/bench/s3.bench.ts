@@ -1,0 +1,271 @@
+/**
+ * `pnpm exec tsx packages/s3/bench/s3.bench.ts`: the S3 store against raw SDK calls, in one run, on an s3rver
+ * started here in a child process (loopback, its objects in a temporary folder).
+ *
+ * - GET / PUT latency, median and p99, for 1 KB, 1 MB and 100 MB payloads: `S3BlobStore` (budgets, SSE header,
+ *   multipart from 16 MiB, body read into one preallocated array) vs a default `S3Client` (`PutObject` of the whole
+ *   array, `GetObject` + `transformToByteArray`). Store and raw calls alternate, so drift hits both alike.
+ * - Upload and download throughput of 100 MB (from the medians).
+ * - Peak RSS of this process during a 500 MB round trip (put then get), sampled every 10 ms.
+ *
+ * s3rver is a JavaScript server writing to disk: absolute numbers say more about it than about S3. Compare the
+ * store with the raw SDK within one run.
+ */
+import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
+import * as crypto from "node:crypto"
+import * as os from "node:os"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
+import * as S3BlobStore from "../src/S3BlobStore.js"
+import { createBucket, s3rver, storeOptions } from "../test/utils/servers.js"
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true"
+
+// A full collection before each memory measurement, so garbage of earlier rounds does not count as its baseline.
+v8.setFlagsFromString("--expose-gc")
+const gc = vm.runInNewContext("gc") as () => void
+
+const KB = 1024
+const MB = 1024 * 1024
+const bucket = "bench"
+
+const sizes = [
+  { name: "1 KB", bytes: KB, iterations: 200, warmup: 20 },
+  { name: "1 MB", bytes: MB, iterations: 50, warmup: 5 },
+  { name: "100 MB", bytes: 100 * MB, iterations: 8, warmup: 1 }
+] as const
+
+const quantile = (sorted: ReadonlyArray<number>, q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+
+const summarize = (samples: Array<number>) => {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return { median: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) }
+}
+
+const fmt = (ms: number) => (ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0))
+const mbps = (bytes: number, ms: number) => ((bytes / MB) / (ms / 1000)).toFixed(0)
+const mib = (bytes: number) => (bytes / MB).toFixed(0)
+
+const time = async (f: () => Promise<unknown>) => {
+  const started = performance.now()
+  await f()
+  return performance.now() - started
+}
+
+const line = (text: string) => Effect.sync(() => console.log(text))
+
+/** Peak RSS while `f` runs, sampled every 10 ms. */
+const peakRss = async (f: () => Promise<unknown>) => {
+  let peak = process.memoryUsage().rss
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 10)
+  try {
+    await f()
+  } finally {
+    clearInterval(sampler)
+  }
+  return Math.max(peak, process.memoryUsage().rss)
+}
+
+const main = Effect.gen(function*() {
+  const server = yield* s3rver
+  yield* createBucket(server, bucket)
+  const store = yield* S3BlobStore.make(storeOptions(server, bucket))
+  const raw = new S3Client({
+    region: "us-east-1",
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: server.credentials
+  })
+  yield* Effect.addFinalizer(() => Effect.sync(() => raw.destroy()))
+  const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+  const storePut = (key: string, bytes: Uint8Array) => () => run(store.put(key, bytes))
+  const storeGet = (key: string) => () => run(Effect.map(store.get(key), Option.getOrThrow))
+  const rawPut = (key: string, bytes: Uint8Array) => () =>
+    raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/${key}`, Body: bytes }))
+  const rawGet = (key: string) => () =>
+    raw.send(new GetObjectCommand({ Bucket: bucket, Key: `raw/${key}` })).then((output) =>
+      output.Body!.transformToByteArray()
+    )
+
+  // The 100 MB PUT also through a store that sends it in one request, to tell the store's own cost from that of
+  // multipart (s3rver concatenates the parts on disk when the upload completes; S3 does not).
+  const single = yield* S3BlobStore.make({ ...storeOptions(server, bucket), multipartThreshold: 128 * MB })
+  const singlePut = (key: string, bytes: Uint8Array) => () => run(single.put(`single/${key}`, bytes))
+
+  const rows = [
+    "| payload | op | store median | store p99 | raw SDK median | raw SDK p99 | store / raw |",
+    "|---|---|---|---|---|---|---|"
+  ]
+  const medians = new Map<string, number>()
+  for (const size of sizes) {
+    const payload = new Uint8Array(crypto.randomBytes(size.bytes))
+    const samples = new Map<string, Array<number>>()
+    const record = (name: string, ms: number) => samples.set(name, [...(samples.get(name) ?? []), ms])
+    for (let i = -size.warmup; i < size.iterations; i++) {
+      const key = `bench/${size.name.replace(" ", "")}/${i < 0 ? "w" : ""}${Math.abs(i)}`
+      const puts: Array<readonly [string, () => Promise<unknown>]> = [
+        ["PUT store", storePut(key, payload)],
+        ["PUT raw", rawPut(key, payload)]
+      ]
+      if (size.bytes >= 100 * MB) puts.push(["PUT single", singlePut(key, payload)])
+      const gets: Array<readonly [string, () => Promise<unknown>]> = [["GET store", storeGet(key)], [
+        "GET raw",
+        rawGet(key)
+      ]]
+      for (const contenders of [puts, gets]) {
+        // Rotate who goes first, and collect garbage outside the timings, so that no contender pays for
+        // another's allocations (a 100 MB GET leaves hundreds of MB to collect).
+        const shift = ((i % contenders.length) + contenders.length) % contenders.length
+        for (const [name, op] of [...contenders.slice(shift), ...contenders.slice(0, shift)]) {
+          if (size.bytes >= MB) gc()
+          const ms = yield* Effect.promise(() => time(op))
+          if (i >= 0) record(name, ms)
+        }
+      }
+    }
+    const ops: Array<readonly [string, string, string]> = [["PUT", "PUT store", "PUT raw"], [
+      "GET",
+      "GET store",
+      "GET raw"
+    ]]
+    if (size.bytes >= 100 * MB) ops.splice(1, 0, ["PUT, one request", "PUT single", "PUT raw"])
+    for (const [label, storeName, rawName] of ops) {
+      const st = summarize(samples.get(storeName)!)
+      const r = summarize(samples.get(rawName)!)
+      medians.set(`${size.name} ${storeName}`, st.median)
+      medians.set(`${size.name} ${rawName}`, r.median)
+      rows.push(
+        `| ${size.name} | ${label} | ${fmt(st.median)} | ${fmt(st.p99)} | ${fmt(r.median)} | ${fmt(r.p99)} | ` +
+          `${(st.median / r.median).toFixed(2)} |`
+      )
+      yield* line(rows[rows.length - 1]!)
+    }
+  }
+
+  const hundred = 100 * MB
+  const throughput = [
+    "",
+    "| 100 MB | store MB/s | raw SDK MB/s |",
+    "|---|---|---|",
+    `| upload (store: multipart) | ${mbps(hundred, medians.get("100 MB PUT store")!)} | ${
+      mbps(hundred, medians.get("100 MB PUT raw")!)
+    } |`,
+    `| upload (store: one request) | ${mbps(hundred, medians.get("100 MB PUT single")!)} | ${
+      mbps(hundred, medians.get("100 MB PUT raw")!)
+    } |`,
+    `| download | ${mbps(hundred, medians.get("100 MB GET store")!)} | ${
+      mbps(hundred, medians.get("100 MB GET raw")!)
+    } |`
+  ]
+
+  // 500 MB round trips, each in a fresh process: RSS does not shrink when memory is freed, so a round trip measured
+  // after another one would start from the other's high-water mark.
+  const memory = [
+    "",
+    "| 500 MB round trip | RSS before (payload included) | peak RSS | peak - before | beyond the 500 MB copy | put + get |",
+    "|---|---|---|---|---|---|"
+  ]
+  for (const client of ["store", "raw"] as const) {
+    const result = yield* roundTripInChild(client, server.endpoint)
+    memory.push(
+      `| ${client === "store" ? "store" : "raw SDK"} | ${mib(result.before)} MB | ${mib(result.peak)} MB | ` +
+        `${mib(result.peak - result.before)} MB | ${mib(result.peak - result.before - 500 * MB)} MB | ` +
+        `${fmt(result.elapsed)} ms |`
+    )
+    yield* line(memory[memory.length - 1]!)
+  }
+  return [...rows, ...throughput, ...memory]
+})
+
+interface RoundTrip {
+  readonly before: number
+  readonly peak: number
+  readonly elapsed: number
+}
+
+const roundTripInChild = (client: "store" | "raw", endpoint: string) =>
+  Effect.async<RoundTrip, Error>((resume) => {
+    const child = ChildProcess.spawn(process.execPath, [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      "--round-trip",
+      client,
+      endpoint
+    ], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout.on("data", (chunk) => (out += chunk))
+    child.once("exit", (code) =>
+      resume(
+        code === 0 ? Effect.succeed(JSON.parse(out) as RoundTrip) : Effect.fail(new Error(`round trip exited ${code}`))
+      ))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+/** The child: one 500 MB put and get through `client`, reporting RSS before and at its peak. */
+const roundTrip = async (client: "store" | "raw", endpoint: string) => {
+  const credentials = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }
+  const big = new Uint8Array(500 * MB)
+  for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff
+  let put: () => Promise<unknown>
+  let get: () => Promise<Uint8Array>
+  let close = () => {}
+  if (client === "store") {
+    const scope = Effect.runSync(Scope.make())
+    const store = await Effect.runPromise(
+      Scope.extend(S3BlobStore.make(storeOptions({ endpoint, credentials }, bucket)), scope)
+    )
+    put = () => Effect.runPromise(store.put("bench/500MB-store", big))
+    get = () => Effect.runPromise(Effect.map(store.get("bench/500MB-store"), Option.getOrThrow))
+    close = () => void Effect.runPromise(Scope.close(scope, Exit.void))
+  } else {
+    const raw = new S3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials })
+    put = () => raw.send(new PutObjectCommand({ Bucket: bucket, Key: "raw/bench/500MB", Body: big }))
+    get = () =>
+      raw.send(new GetObjectCommand({ Bucket: bucket, Key: "raw/bench/500MB" })).then((output) =>
+        output.Body!.transformToByteArray()
+      )
+    close = () => raw.destroy()
+  }
+  gc()
+  const before = process.memoryUsage().rss
+  const started = performance.now()
+  const peak = await peakRss(async () => {
+    await put()
+    const back = await get()
+    if (back.byteLength !== big.byteLength) throw new Error(`${client}: got ${back.byteLength} bytes back`)
+  })
+  const elapsed = performance.now() - started
+  close()
+  process.stdout.write(JSON.stringify({ before, peak, elapsed }))
+}
+
+const roundTripAt = process.argv.indexOf("--round-trip")
+if (roundTripAt >= 0) {
+  roundTrip(process.argv[roundTripAt + 1] as "store" | "raw", process.argv[roundTripAt + 2]!).catch((error) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+} else {
+  console.log(`s3cache S3 bench: Node ${process.version}, ${os.cpus().length} cores, s3rver on loopback; times in ms\n`)
+  Effect.scoped(main).pipe(
+    Logger.withMinimumLogLevel(LogLevel.Warning),
+    Effect.runPromise
+  ).then((rows) => console.log(`\n${rows.join("\n")}`)).catch((error) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+}

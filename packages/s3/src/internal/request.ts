@@ -1,0 +1,56 @@
+/**
+ * How every S3 request is run: under the operation's budget, with the SDK promise tied to Effect interruption,
+ * retried only when the failure is transient and only while the budget lasts.
+ *
+ * @since 0.1.0
+ */
+import type { BlobStoreError } from "@s3cache/core/CacheError"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import { type Deadline, type Window, withDeadline } from "./deadline.js"
+import { type ErrorContext, isRetryable, toBlobStoreError } from "./errors.js"
+
+/**
+ * The SDK retries nothing (`maxAttempts: 1`): its default of 3 attempts with backoff took 1.9 s on a 503, and it
+ * retried reads the cache would rather answer by running the effect. Retries happen here, visibly, within the
+ * operation's budget.
+ */
+const backoff = Schedule.exponential("50 millis", 2).pipe(Schedule.jittered)
+
+/**
+ * A window that starts now.
+ *
+ * @internal
+ */
+export const startWindow = (budgetMs: number): Effect.Effect<Window> =>
+  Effect.sync(() => ({ startedAt: Date.now(), budgetMs }))
+
+/**
+ * Run one request (and its retries) inside `window`. `f` gets the deadline's signal, which it must hand to
+ * `client.send` and to whatever reads the body.
+ *
+ * @internal
+ */
+export const request = <A>(
+  context: ErrorContext,
+  window: Window,
+  attempts: number,
+  f: (deadline: Deadline) => Promise<A>
+): Effect.Effect<A, BlobStoreError> => {
+  const once = Effect.tryPromise({
+    try: (interrupt) => withDeadline(interrupt, window, f),
+    catch: (error) => toBlobStoreError(context, error)
+  })
+  return attempts <= 1 ? once : Effect.retry(once, { schedule: backoff, times: attempts - 1, while: isRetryable })
+}
+
+/**
+ * The options of `client.send`: the deadline's signal, and the SDK's own `requestTimeout` set to what is left of
+ * the budget (a second, independent guard; the handler's default would cut large uploads short).
+ *
+ * @internal
+ */
+export const sendOptions = (deadline: Deadline) => ({
+  abortSignal: deadline.signal,
+  requestTimeout: deadline.remaining()
+})

@@ -1,0 +1,106 @@
+/**
+ * Faults of a real S3 server: s3rver SIGKILLed and restarted, and every mode of the TCP fault proxy (applied to
+ * connections already open) between the store and s3rver. Each call of the cache returns the right value within
+ * the store's deadline plus a margin, and the cache hits again once the fault is gone.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as FaultProxy from "@s3cache/core/test/FaultProxy"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as S3BlobStore from "../src/S3BlobStore.js"
+import { createBucket, s3rver, storeOptions } from "./utils/servers.js"
+import { cacheOn, withinDeadline } from "./utils/timing.js"
+
+const timeoutMs = 500
+const bucket = "faults"
+const quiet = Logger.withMinimumLogLevel(LogLevel.None)
+
+const counted = <A>(value: A) => {
+  let runs = 0
+  return {
+    effect: Effect.sync(() => {
+      runs++
+      return value
+    }),
+    runs: () => runs
+  }
+}
+
+describe("S3BlobStore with s3rver failing", () => {
+  it.scopedLive(
+    "SIGKILLed: calls return the right value within the deadline; after a restart the cache hits again",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* s3rver
+        yield* createBucket(server, bucket)
+        const store = yield* S3BlobStore.make({ ...storeOptions(server, bucket), timeout: timeoutMs })
+        const cache = yield* cacheOn(store)
+        const query = counted({ report: "q3", total: 1234 })
+        yield* cache.cached(query.effect, { key: "report" })
+        yield* cache.flush
+        assert.strictEqual(query.runs(), 1)
+
+        yield* server.kill
+        for (let i = 0; i < 20; i++) {
+          const value = yield* withinDeadline(cache.cached(query.effect, { key: "report" }), timeoutMs, `call ${i}`)
+          assert.deepStrictEqual(value, { report: "q3", total: 1234 })
+        }
+        assert.strictEqual(query.runs(), 21, "the effect ran for each call while S3 was down")
+
+        yield* server.restart
+        const runs = query.runs()
+        const back = yield* cache.cached(query.effect, { key: "report" })
+        assert.deepStrictEqual(back, { report: "q3", total: 1234 })
+        assert.strictEqual(query.runs(), runs, "a hit once s3rver is back (same data folder)")
+      }).pipe(quiet),
+    60_000
+  )
+
+  const modes: ReadonlyArray<readonly [string, FaultProxy.FaultMode]> = [
+    ["blackhole", "blackhole"],
+    ["reset", "reset"],
+    ["refuse", "refuse"],
+    ["latency 100 ms", { latencyMs: 100 }],
+    ["truncated, then silence", { truncateAfterBytes: 200, then: "hang" }],
+    ["truncated, then closed", { truncateAfterBytes: 200, then: "close" }],
+    ["corrupted bytes", { corruptEveryByte: 97 }]
+  ]
+
+  it.scopedLive(
+    "through every fault-proxy mode, on connections already open: right value, within the deadline",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* s3rver
+        yield* createBucket(server, bucket)
+        const proxy = yield* FaultProxy.make({ host: "127.0.0.1", port: server.port })
+        const store = yield* S3BlobStore.make({
+          ...storeOptions({ endpoint: `http://127.0.0.1:${proxy.port}`, credentials: server.credentials }, bucket),
+          timeout: timeoutMs
+        })
+        const cache = yield* cacheOn(store)
+        const expected = { rows: Array.from({ length: 3000 }, (_, i) => i * 3) }
+        for (const [name, mode] of modes) {
+          const query = counted(expected)
+          const key = `mode ${name}`
+          yield* cache.cached(query.effect, { key })
+          yield* cache.flush
+          // keep-alive sockets are open now; the mode applies to them
+          yield* proxy.setMode(mode)
+          const calls = yield* Effect.forEach(
+            Array.from({ length: 4 }, (_, i) => i),
+            (i) => withinDeadline(cache.cached(query.effect, { key }), timeoutMs, `${name}, call ${i}`),
+            { concurrency: 2 }
+          )
+          for (const value of calls) assert.deepStrictEqual(value, expected, name)
+          yield* proxy.setMode("pass")
+          yield* cache.flush
+          // recovered: a hit (no run) once the proxy passes bytes again
+          const runs = query.runs()
+          assert.deepStrictEqual(yield* cache.cached(query.effect, { key }), expected, `${name}: after pass`)
+          assert.strictEqual(query.runs(), runs, `${name}: must hit after the fault is gone`)
+        }
+      }).pipe(quiet),
+    90_000
+  )
+})
