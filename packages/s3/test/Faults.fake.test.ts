@@ -194,12 +194,18 @@ describe("S3BlobStore under injected faults (fake S3)", () => {
           ), { concurrency: 16, discard: true })
         assert.isAtMost(slowest, timeoutMs + 1500, `slowest call ${slowest} ms`)
         assert.isAtLeast(fake.count("GET") - cachedGets, 1000)
-        // 2 in 10 answer right, 2 flip or mislabel bytes (the cache's checksum catches those), the rest fail typed
-        assert.deepStrictEqual(
-          Object.fromEntries(outcomes),
-          { value: 400, Unavailable: 400, Timeout: 200 },
-          JSON.stringify([...outcomes])
-        )
+        // The plan: 2 in 10 answer right and 2 flip or mislabel bytes (400 values: the cache's checksum catches the
+        // bad ones), 4 fail (400 Unavailable), 2 hang or drip (200 Timeout). Each fault's own outcome is asserted
+        // exactly in the tests above; here a loaded machine may push an answer past the 400 ms budget, turning a
+        // value or an Unavailable into a Timeout, never the other way, and nothing may end any other way.
+        const counts = { value: 0, Unavailable: 0, Timeout: 0, ...Object.fromEntries(outcomes) }
+        const described = JSON.stringify(counts)
+        assert.deepStrictEqual(Object.keys(counts).sort(), ["Timeout", "Unavailable", "value"], described)
+        assert.strictEqual(counts.value + counts.Unavailable + counts.Timeout, 1000, described)
+        assert.isAtMost(counts.value, 400, described)
+        assert.isAtMost(counts.Unavailable, 400, described)
+        assert.isAtLeast(counts.Timeout, 200, described)
+        assert.isAtMost(counts.Timeout, 250, `more than 50 answers ran late: ${described}`)
         // never more connections than the pool allows, even with aborted requests in the mix
         assert.isAtMost(yield* fake.openConnections, maxSockets)
         fake.setFaultPlan("GET", undefined)
