@@ -287,6 +287,25 @@ describe("Serializer", () => {
         }
       }))
 
+    it.effect("auto refuses an Arrow Table no codec handles, rather than storing it as v8", () =>
+      Effect.gen(function*() {
+        // stand-ins for apache-arrow's Table: its brand, and (older copies) its class tag with schema and batches
+        class Table {
+          static readonly [Symbol.toStringTag] = "Table"
+          readonly schema = { fields: [] }
+          readonly batches = []
+        }
+        const branded = { [Symbol.for("apache-arrow/Table")]: true, schema: {}, batches: [] }
+        for (const table of [new Table(), branded]) {
+          const error = yield* Effect.flip(serializer.encode(table, { format: "auto", compression: "none" }))
+          assertFailure(error, "UnsupportedFormat", "auto")
+          assert.include(error.message, "ArrowCodec.layer")
+        }
+        // a plain object with the same field names is just an object
+        const plain = yield* serializer.encode({ schema: {}, batches: [] }, { format: "auto", compression: "none" })
+        assert.strictEqual(plain.format, "v8")
+      }))
+
     it.effect("an unknown format is UnsupportedFormat, pointing at @s3cache/arrow", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(serializer.encode({ a: 1 }, { format: "arrow", compression: "zstd" }))

@@ -156,6 +156,17 @@ export const make = (options: Options): Service => {
         }
         if (accepted) return Effect.succeed(codec.name)
       }
+      if (isArrowTable(value)) {
+        // v8 would store it and give back a plain object (an empty table even "works"): a wrong value, not a miss
+        return Effect.fail(
+          new SerializationError({
+            reason: "UnsupportedFormat",
+            format: "auto",
+            description: "this is an Apache Arrow Table, which no registered codec handles: provide the layer of " +
+              "@s3cache/arrow (ArrowCodec.layer) to store it as Arrow IPC"
+          })
+        )
+      }
       return Effect.succeed(value instanceof Uint8Array ? "bytes" : "v8")
     })
 
@@ -368,4 +379,15 @@ export const make = (options: Options): Service => {
     )
 
   return { codecs, encode, decode }
+}
+
+/** An apache-arrow `Table`, recognized without importing apache-arrow: its brand, or its class's tag. */
+const isArrowTable = (value: unknown): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  if ((value as Record<symbol, unknown>)[Symbol.for("apache-arrow/Table")] === true) return true
+  const constructor = (value as { readonly constructor?: unknown }).constructor as
+    | { readonly [Symbol.toStringTag]?: unknown }
+    | undefined
+  return typeof constructor === "function" && constructor[Symbol.toStringTag] === "Table" &&
+    "schema" in value && "batches" in value
 }
