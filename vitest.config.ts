@@ -8,6 +8,8 @@ export default defineConfig({
     coverage: {
       provider: "v8",
       include: ["packages/*/src/**/*.ts"],
+      // the demo is a program, run by `pnpm demo`, not library code
+      exclude: ["packages/demo/**"],
       reporter: ["text-summary", "text"]
     }
   }

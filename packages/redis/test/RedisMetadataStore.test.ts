@@ -1,7 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
+import { MetadataStore } from "@s3cache/core"
 import { hashOf, makeRecord, metadataStoreSuite } from "@s3cache/core/test/MetadataStoreSuite"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import { RedisMetadataStore } from "../src/index.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -115,6 +119,46 @@ describe("RedisMetadataStore", () => {
         ])
       )
       assert.deepStrictEqual(left, [0, 0, 0])
+    }))
+
+  it.effect("options from S3CACHE_REDIS_* variables; malformed cluster nodes are a ConfigError", () =>
+    Effect.gen(function*() {
+      const fromEnv = (env: Record<string, string>) =>
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+      const options = yield* RedisMetadataStore.config.pipe(fromEnv({
+        S3CACHE_REDIS_URL: "rediss://cache:6380/2",
+        S3CACHE_REDIS_KEY_PREFIX: "svc:",
+        S3CACHE_REDIS_PASSWORD: "secret",
+        S3CACHE_REDIS_COMMAND_TIMEOUT: "0.5"
+      }))
+      assert.strictEqual(options.url, "rediss://cache:6380/2")
+      assert.strictEqual(options.keyPrefix, "svc:")
+      assert.strictEqual(Redacted.value(options.password!), "secret")
+      assert.strictEqual(Duration.toMillis(options.commandTimeout as Duration.Duration), 500)
+      assert.isUndefined(options.nodes)
+      const cluster = yield* RedisMetadataStore.config.pipe(fromEnv({
+        S3CACHE_REDIS_CLUSTER_NODES: "10.0.0.1:7000, 10.0.0.2:7001"
+      }))
+      assert.deepStrictEqual(cluster.nodes, [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }])
+      const bad = yield* Effect.flip(RedisMetadataStore.config.pipe(fromEnv({ S3CACHE_REDIS_CLUSTER_NODES: "a:1,b" })))
+      assert.include(String(bad), "host:port")
+    }))
+
+  it.scoped("layerConfig builds a working store from variables", () =>
+    Effect.gen(function*() {
+      const env = new Map([["S3CACHE_REDIS_URL", server().url], ["S3CACHE_REDIS_KEY_PREFIX", "cfg:"]])
+      yield* Effect.flatMap(MetadataStore.MetadataStore, (store) =>
+        store.commit(makeRecord("cfg", hashOf("cfg")), { maxEntries: 10 })).pipe(
+          Effect.provide(RedisMetadataStore.layerConfig()),
+          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+        )
+      const client = yield* raw
+      assert.strictEqual(
+        yield* Effect.promise(() =>
+          client.sismember("cfg:namespaces", "cfg")
+        ),
+        1
+      )
     }))
 
   it.scoped("an existing client is used and left open", () =>
