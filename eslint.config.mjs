@@ -48,11 +48,6 @@ export default tseslint.config(
     rules: { "no-console": "error" }
   },
   {
-    // the demo is a program whose job is to print
-    files: ["packages/demo/src/**/*"],
-    rules: { "no-console": "off" }
-  },
-  {
     files: ["packages/*/src/**/*"],
     rules: {
       "@effect/no-import-from-barrel-package": ["error", { packageNames: ["effect", "@effect/platform"] }]

@@ -3,7 +3,9 @@
  * metadata, payloads in a local folder; no server), or on Redis with `S3CACHE_REDIS_URL=redis://…`. Every
  * `S3CACHE_*` variable applies.
  */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cache } from "@s3cache/core"
+import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -23,7 +25,7 @@ const slowQuery = (sql: string) =>
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.timed(effect), ([duration, value]) => ({ ms: Duration.toMillis(duration), value }))
 
-const line = (text: string) => Effect.sync(() => console.log(text))
+const line = Console.log
 
 const program = Effect.gen(function*() {
   const cache = yield* Cache.Cache
@@ -70,11 +72,9 @@ const program = Effect.gen(function*() {
   yield* line(`5. invalidateNamespace("demo"): ${removed} entries and their objects removed`)
 })
 
+// runMain reports a failure and sets the exit code; Ctrl-C interrupts the program, which closes the cache's layer
 program.pipe(
   Effect.provide(Backends.layer),
   Logger.withMinimumLogLevel(LogLevel.Warning),
-  Effect.runPromise
-).catch((error) => {
-  console.error(error)
-  process.exitCode = 1
-})
+  NodeRuntime.runMain
+)
