@@ -40,7 +40,7 @@ const HOST = "127.0.0.1" as const
 const READY_TIMEOUT = Duration.seconds(5)
 const CLUSTER_TIMEOUT = Duration.seconds(10)
 
-const installHint = "install it with `apt-get install -y redis-server` (or run `bash .ci/run`, which installs it)"
+const installHint = "install it with `apt-get install -y redis-server` (or run `bash .ci/setup`, which installs it)"
 
 // --- safety net: no redis-server outlives the test process -------------------------------------------------------
 
