@@ -90,7 +90,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     token === undefined ? Effect.void : background(
       fenced(
         "releaseLock",
-        "the lock expires by itself after stampedeLockTtl",
+        "the lock expires by itself after its lease (stampedeLockLease)",
         withMetadataDeadline("releaseLock", metadata.releaseLock(plan.namespace, plan.hash, token)),
         () => undefined
       )
@@ -161,14 +161,14 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       })
     )
 
+  /** Read the record, or take (or renew) the lock under `token` for one lease. */
+  const lookup = (plan: Plan, token: string) =>
+    withMetadataDeadline("lookup", metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs }))
+
   const decide = (plan: Plan): Effect.Effect<Decision> => {
     const token = randomId()
-    const lookup = withMetadataDeadline(
-      "lookup",
-      metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs })
-    )
     const loop = (deadline: number, attempt: number): Effect.Effect<Decision, MetadataStoreError> =>
-      Effect.flatMap(lookup, (result) => {
+      Effect.flatMap(lookup(plan, token), (result) => {
         switch (result._tag) {
           case "Hit":
             return hitOrMiss(plan, result.record)
@@ -199,12 +199,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const holdingLock = <A, E, R>(plan: Plan, token: string | undefined, effect: Effect.Effect<A, E, R>) => {
     if (token === undefined) return effect
     const renew: Effect.Effect<void> = Effect.sleep(Duration.millis(leaseMs / 3)).pipe(
-      Effect.zipRight(
-        withMetadataDeadline(
-          "lookup",
-          metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs })
-        )
-      ),
+      Effect.zipRight(lookup(plan, token)),
       Effect.flatMap((result) => result._tag === "Acquired" ? renew : Effect.void),
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
@@ -322,9 +317,10 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
 
   /** The computation all concurrent callers of one key share. */
   const compute = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
+    Effect.flatMap(Clock.currentTimeNanos, (start) =>
       Effect.flatMap(decide(plan), (decision) => {
-        const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - start)
+        const elapsed = Effect.map(Clock.currentTimeNanos, (now) => Number(now - start) / 1e6)
         if (decision._tag === "Hit") {
           return Effect.flatMap(elapsed, (ms) =>
             Metric.increment(metrics.hits).pipe(
