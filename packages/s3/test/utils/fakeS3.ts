@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
 import * as http from "node:http"
-import type * as net from "node:net"
+import { serve } from "./loopback.js"
 
 export type Fault =
   /** answer with this status and an S3 error document */
@@ -85,10 +85,8 @@ export const make: Effect.Effect<FakeS3, never, Scope.Scope> = Effect.gen(functi
   const objects = new Map<string, Buffer>()
   const requests: Array<Recorded> = []
   let rules: Array<Rule> = []
-  let accepted = 0
   let uploadCounter = 0
   const uploads = new Map<string, Map<number, Buffer>>()
-  const sockets = new Set<net.Socket>()
   const timers = new Set<ReturnType<typeof setInterval>>()
 
   let plan: { readonly method: string; readonly fault: (index: number) => Fault | undefined } | undefined
@@ -223,23 +221,9 @@ export const make: Effect.Effect<FakeS3, never, Scope.Scope> = Effect.gen(functi
     handle(req, res).catch(() => res.destroy())
   })
   server.keepAliveTimeout = 5000
-  server.on("connection", (socket) => {
-    accepted++
-    sockets.add(socket)
-    socket.once("close", () => sockets.delete(socket))
+  const { accepted, port, sockets } = yield* serve(server, () => {
+    for (const timer of timers) clearInterval(timer)
   })
-  yield* Effect.acquireRelease(
-    Effect.async<void>((resume) => {
-      server.listen(0, "127.0.0.1", () => resume(Effect.void))
-    }),
-    () =>
-      Effect.async<void>((resume) => {
-        for (const timer of timers) clearInterval(timer)
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  )
-  const port = (server.address() as net.AddressInfo).port
   return {
     port,
     endpoint: `http://127.0.0.1:${port}`,
@@ -257,7 +241,7 @@ export const make: Effect.Effect<FakeS3, never, Scope.Scope> = Effect.gen(functi
     requests,
     count: (method) => requests.filter((request) => request.method === method).length,
     openConnections: Effect.sync(() => sockets.size),
-    acceptedConnections: () => accepted,
+    acceptedConnections: accepted,
     objects
   }
 })

@@ -6,8 +6,8 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
-import type * as net from "node:net"
 import type { Recorded } from "./fakeS3.js"
+import { serve } from "./loopback.js"
 
 export interface RecordingProxy {
   readonly port: number
@@ -22,7 +22,6 @@ export const make = (target: { readonly port: number }): Effect.Effect<Recording
   Effect.gen(function*() {
     const requests: Array<Recorded> = []
     const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
-    const sockets = new Set<net.Socket>()
     const server = http.createServer((req, res) => {
       const url = new URL(req.url ?? "/", "http://localhost")
       requests.push({ method: req.method ?? "GET", path: url.pathname, query: url.searchParams, headers: req.headers })
@@ -36,22 +35,7 @@ export const make = (target: { readonly port: number }): Effect.Effect<Recording
       upstream.on("error", () => res.destroy())
       req.pipe(upstream)
     })
-    server.on("connection", (socket) => {
-      sockets.add(socket)
-      socket.once("close", () => sockets.delete(socket))
-    })
-    yield* Effect.acquireRelease(
-      Effect.async<void>((resume) => {
-        server.listen(0, "127.0.0.1", () => resume(Effect.void))
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          for (const socket of sockets) socket.destroy()
-          agent.destroy()
-          server.close(() => resume(Effect.void))
-        })
-    )
-    const port = (server.address() as net.AddressInfo).port
+    const { port } = yield* serve(server, () => agent.destroy())
     return {
       port,
       endpoint: `http://127.0.0.1:${port}`,
