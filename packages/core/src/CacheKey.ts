@@ -137,6 +137,17 @@ export const hash = (
   )
 
 /**
+ * Is `text` an entry hash as `hash` makes them (64 lowercase hex characters)? Stores check what they are given,
+ * since a hash becomes part of their keys.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const isHash = (text: string): boolean => hashPattern.test(text)
+
+const hashPattern = /^[0-9a-f]{64}$/
+
+/**
  * The object key of one write of an entry: `<ns>/<hash[0..2]>/<hash>-<writeId>`. A new `writeId` per write means a
  * reader holding an old record never reads half of a new object, and concurrent writers never clobber each other.
  *

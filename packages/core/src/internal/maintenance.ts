@@ -26,8 +26,6 @@ interface Dependencies extends Pick<fence.Fence, "withMetadataDeadline" | "withB
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
 }
 
-const hashPattern = /^[0-9a-f]{64}$/
-
 /** @internal */
 export const defaultGraceAge: Duration.Duration = Duration.hours(1)
 
@@ -58,7 +56,7 @@ export const make = (
 
   const invalidate: Service["invalidate"] = (hash, options) =>
     Effect.gen(function*() {
-      if (!hashPattern.test(hash)) {
+      if (!CacheKey.isHash(hash)) {
         return yield* new CacheInputError({
           reason: "InvalidKey",
           method: "Cache.invalidate",

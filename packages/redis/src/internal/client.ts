@@ -108,8 +108,11 @@ const reasonOf = (error: unknown): StoreErrorReason => {
     return /NOSCRIPT|WRONGTYPE|ERR Error running script|CROSSSLOT/.test(message) ? "Protocol" : "Unavailable"
   }
   if (
-    /isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|MaxRetriesPerRequest|None of startup nodes|CLUSTERDOWN|LOADING|TRYAGAIN|MOVED|ASK/i
-      .test(message) || name === "MaxRetriesPerRequestError"
+    // a connection that is gone, or a cluster that is resharding or failing over: Redis's codes are whole words in
+    // capitals (a case-insensitive `ASK` would match "task")
+    /isn't writeable|Connection is closed|None of startup nodes|MaxRetriesPerRequest/i.test(message) ||
+    /\b(ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|CLUSTERDOWN|LOADING|TRYAGAIN|MOVED|ASK)\b/.test(message) ||
+    name === "MaxRetriesPerRequestError"
   ) {
     return "Unavailable"
   }

@@ -20,8 +20,6 @@ export interface StoreOptions {
   readonly removeBatchSize: number
 }
 
-const hashPattern = /^[0-9a-f]{64}$/
-
 /** Entries are read and written as strings; numbers are parsed back through the schema. */
 const RecordFromStrings = Schema.Struct({
   hash: Schema.String,
@@ -72,7 +70,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       (error) => invalid(method, error.description)
     )
   const checkHashes = (method: string, hashes: ReadonlyArray<string>) => {
-    const bad = hashes.find((hash) => !hashPattern.test(hash))
+    const bad = hashes.find((hash) => !CacheKey.isHash(hash))
     return bad === undefined
       ? Either.right(hashes)
       : Either.left(invalid(method, `${JSON.stringify(bad.slice(0, 80))} is not an entry hash (64 lowercase hex)`))
