@@ -8,6 +8,9 @@
  * the start of another key followed by `/` (`a/b` and `a/b/c`): a file system cannot hold both, and the cache's own
  * keys never do that. The order of `list` is unspecified.
  *
+ * The file-system store keeps payloads private to the process's user: it creates folders `0700` and files `0600`,
+ * and refuses a root folder that is a symbolic link or belongs to another user (see `FileSystemOptions`).
+ *
  * @since 0.1.0
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -110,7 +113,13 @@ export const layerMemory: Layer.Layer<BlobStore> = Layer.effect(BlobStore, makeM
  * @category models
  */
 export interface FileSystemOptions {
-  /** the folder that holds the objects; created when missing */
+  /**
+   * The folder that holds the objects; created when missing, with every folder `0700` and every file `0600`.
+   *
+   * Cached results are as sensitive as the database they came from, so the store fails to start
+   * (`InvalidArgument`) when this folder is a symbolic link or belongs to another user, and restricts it to its
+   * owner when it is open to group or others. Only its last component must not be a link; its ancestors may be.
+   */
   readonly directory: string
 }
 
@@ -123,7 +132,8 @@ export const makeFileSystem: (
 ) => Effect.Effect<BlobStore["Type"], BlobStoreError, FileSystem.FileSystem | Path.Path> = fileSystem.make
 
 /**
- * Payloads as files under a folder, written atomically (a temporary file, then a rename).
+ * Payloads as files under a folder, written atomically (a temporary file, then a rename), readable by the process's
+ * user only (see `FileSystemOptions`).
  *
  * @since 0.1.0
  * @category layers
@@ -134,7 +144,10 @@ export const layerFileSystem = (
   Layer.effect(BlobStore, makeFileSystem(options))
 
 /**
- * Payloads as files in a local folder, on Node's file system: the payload half of `Cache.layerEmbedded`.
+ * Payloads as files in a local folder, on Node's file system: the payload half of `Cache.layerEmbedded`. The folder
+ * is `directory`, by default `defaultLocalPath`. Folders are created `0700` and files `0600`; building the layer
+ * fails with `InvalidArgument` when the folder is a symbolic link or belongs to another user, and a folder of ours
+ * that is open to group or others (left by an older version) is restricted to its owner.
  *
  * @since 0.1.0
  * @category layers
@@ -147,10 +160,30 @@ export const layerLocal = (options: { readonly directory?: string | undefined } 
     Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
   )
 
+// The uid on POSIX; elsewhere (Windows) the user name, escaped reversibly so two users never share a folder name.
+const currentUserTag = (): string => {
+  const uid = process.getuid?.()
+  if (uid !== undefined) return String(uid)
+  let username: string
+  try {
+    username = os.userInfo().username
+  } catch {
+    // no user entry for this process (some containers): still one name, never the old shared folder
+    username = "unknown-user"
+  }
+  return username.replace(
+    /[^A-Za-z0-9.-]/g,
+    (char) => `_${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )
+}
+
 /**
- * `<os tmp>/query_cache`, as in the seed.
+ * `<os tmp>/query_cache-<uid>`, or `<os tmp>/query_cache-<user name>` where there are no uids (Windows).
+ *
+ * One folder per user: in the machine-wide temporary folder, a shared name would let any user read the others'
+ * cached results, or create the folder first to capture or poison them.
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultLocalPath: string = path.join(os.tmpdir(), "query_cache")
+export const defaultLocalPath: string = path.join(os.tmpdir(), `query_cache-${currentUserTag()}`)

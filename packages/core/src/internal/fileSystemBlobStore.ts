@@ -2,6 +2,10 @@
  * The file-system `BlobStore`: each object is the file `<directory>/<key>`, written to a temporary file beside it
  * and renamed into place, so a reader sees the old bytes or all of the new ones.
  *
+ * Cached results are as sensitive as the database they came from, so only the process's user may see them: folders
+ * are created `0700` and files `0600` (less any bits the umask removes), and `make` refuses a root folder that is a
+ * symbolic link or belongs to another user (`secureRoot` below).
+ *
  * @since 0.1.0
  */
 import type * as PlatformError from "@effect/platform/Error"
@@ -21,6 +25,10 @@ import { invalidObjectKey, objectKeyProblem, validateObjectKey, validatePrefix }
  * @since 0.1.0
  */
 export const temporaryMarker = ".tmp-"
+
+// Owner only: other users of the machine must neither read cached results nor add files among them.
+const directoryMode = 0o700
+const fileMode = 0o600
 
 // Bounds the open file handles of one `delete` or one listing page, far below common `ulimit -n` values.
 const ioConcurrency = 16
@@ -81,6 +89,60 @@ const randomSuffix = (): string => {
   return out
 }
 
+const refuseRoot = (root: string, problem: string): BlobStoreError =>
+  new BlobStoreError({
+    reason: "InvalidArgument",
+    method: "make",
+    description: `the store's folder ${root} ${problem}`
+  })
+
+// Any failure of `readLink` means "not a link": a folder that is really missing or unreadable fails the next step.
+const refuseSymbolicLink = (fs: FileSystem.FileSystem, root: string): Effect.Effect<void, BlobStoreError> =>
+  fs.readLink(root).pipe(
+    Effect.option,
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.void,
+      onSome: (target) =>
+        Effect.fail(refuseRoot(
+          root,
+          `is a symbolic link (to ${target}), which another user may have planted to read or poison cached results; ` +
+            "remove the link, or set `directory` to a real folder that belongs to you"
+        ))
+    }))
+  )
+
+/**
+ * Refuse a root folder that another user could read or redirect, and close one that an older version left open.
+ *
+ * The default root sits in the machine-wide temporary folder, where any user can create the name first: a symbolic
+ * link there would send every read and write to a folder of their choice, and a folder of theirs would let them read
+ * or plant payloads. Only the root's own name is checked for a link, because its ancestors are the user's choice and
+ * some are links legitimately (macOS's `/var` → `/private/var`); the platform `FileSystem` has no `lstat`, and
+ * `readLink` succeeds on a link only. A root of ours that is open to group or others (made `0755` by an older
+ * version) is tightened, not refused: its files then need no fixing, as nobody else can reach them. Without a process
+ * uid (Windows) there is no owner to compare and no POSIX mode to set; the per-user temporary folder is private there.
+ */
+const secureRoot = Effect.fnUntraced(function*(fs: FileSystem.FileSystem, root: string) {
+  yield* refuseSymbolicLink(fs, root)
+  const uid = process.getuid?.()
+  if (uid === undefined) return
+  const info = yield* fs.stat(root).pipe(
+    Effect.mapError(toBlobStoreError("make", undefined, `cannot inspect the store's folder ${root}`))
+  )
+  if (Option.isSome(info.uid) && info.uid.value !== uid) {
+    return yield* Effect.fail(refuseRoot(
+      root,
+      `belongs to the user with uid ${info.uid.value}, not to this process's user (uid ${uid}), so that user could ` +
+        "read or poison cached results; remove the folder, or set `directory` to a folder that belongs to you"
+    ))
+  }
+  if ((info.mode & 0o077) !== 0) {
+    yield* fs.chmod(root, directoryMode).pipe(
+      Effect.mapError(toBlobStoreError("make", undefined, `cannot restrict the store's folder ${root} to its owner`))
+    )
+  }
+})
+
 type ListTask =
   | { readonly _tag: "Directory"; readonly keyPrefix: string; readonly nameFilter: string }
   | { readonly _tag: "Entries"; readonly keyPrefix: string; readonly names: ReadonlyArray<string>; offset: number }
@@ -94,9 +156,12 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
   const root = path.resolve(options.directory)
   const spanAttributes = { "s3cache.blob_store": "file_system", "s3cache.directory": root } as const
 
-  yield* fs.makeDirectory(root, { recursive: true }).pipe(
-    Effect.mapError(toBlobStoreError("make", undefined, `cannot create the store's folder ${root}`))
+  yield* fs.makeDirectory(root, { recursive: true, mode: directoryMode }).pipe(
+    Effect.mapError(toBlobStoreError("make", undefined, `cannot create the store's folder ${root}`)),
+    // A dangling link fails the creation with a misleading "not found"; report the link instead.
+    Effect.tapError(() => refuseSymbolicLink(fs, root))
   )
+  yield* secureRoot(fs, root)
 
   // Keys are validated first, so every segment is a plain file name and the result stays under `root`.
   const toPath = (key: string): string => path.join(root, ...key.split("/").filter((segment) => segment !== ""))
@@ -120,12 +185,14 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
           ? collision(error)
           : toBlobStoreError("put", key, `cannot write ${file}`)(error)
 
-      yield* fs.makeDirectory(path.dirname(file), { recursive: true }).pipe(Effect.mapError(refine))
+      yield* fs.makeDirectory(path.dirname(file), { recursive: true, mode: directoryMode }).pipe(
+        Effect.mapError(refine)
+      )
       // The write itself is uninterruptible: an aborted `writeFile` can still create the file after a cleanup has
       // run, leaving debris. Interruption is honoured right after it, before the rename, and the cleanup removes the
       // temporary file, which then surely exists in full.
       yield* Effect.uninterruptibleMask((restore) =>
-        fs.writeFile(temporary, bytes).pipe(
+        fs.writeFile(temporary, bytes, { mode: fileMode }).pipe(
           Effect.zipRight(restore(Effect.yieldNow())),
           Effect.zipRight(fs.rename(temporary, file)),
           Effect.mapError(refine),
