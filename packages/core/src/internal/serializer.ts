@@ -2,8 +2,16 @@
  * The serializer behind `Serializer.make`: formats turn values into bytes, a compression shrinks them, a sha256
  * checksum seals what is stored.
  *
- * Reading checks everything that does not need the payload first (codec version, schema rules, format and
- * compression names), then the checksum, and only then decompresses: corrupt bytes never reach zstd, zlib or v8.
+ * Writing is split so that the cache can take the value's bytes when the effect completes and compress them later:
+ * `snapshot` encodes into bytes the cache owns (a `bytes` value is copied, never kept as the caller's array), `seal`
+ * compresses and checksums them. Reading mirrors it: `unseal` checks everything that does not need the payload
+ * first (codec version, schema rules, format and compression names), then the checksum, and only then decompresses,
+ * so corrupt bytes never reach zstd, zlib or v8; `restore` decodes, giving every caller a value of its own.
+ *
+ * `v8` stores plain data only. Its structured clone keeps no prototypes: a class instance would come back as a
+ * plain object that the type system still calls an instance, and fail far from the cache (`p.norm is not a
+ * function`). So before serializing, a walk over the value refuses the first object whose prototype v8 does not
+ * give back, naming where it is.
  *
  * @since 0.1.0
  */
@@ -11,7 +19,17 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as V8 from "node:v8"
 import { SerializationError } from "../CacheError.js"
-import type { Codec, DecodeOptions, Encoded, EncodeOptions, Options, Service } from "../Serializer.js"
+import type {
+  Codec,
+  Compression,
+  DecodeOptions,
+  Encoded,
+  EncodeOptions,
+  Options,
+  Service,
+  Snapshot,
+  SnapshotOptions
+} from "../Serializer.js"
 import {
   asPlain,
   checksumOf,
@@ -170,21 +188,45 @@ export const make = (options: Options): Service => {
       return Effect.succeed(value instanceof Uint8Array ? "bytes" : "v8")
     })
 
+  // Walked before it is serialized, so a class instance fails before v8 spends time on the rest of the value.
+  const encodeV8 = (value: unknown): Effect.Effect<Uint8Array, SerializationError> =>
+    Effect.suspend(() => {
+      let foreign: object | undefined
+      try {
+        foreign = foreignObject(value)
+        if (foreign === undefined) return Effect.succeed(owned(V8.serialize(value)))
+        // a promise or a WeakMap is not a class v8 would strip but an object it cannot clone at all: its own
+        // refusal is the true reason
+        V8.serialize(foreign)
+      } catch (cause) {
+        return Effect.fail(
+          new SerializationError({
+            reason: "Encode",
+            format: "v8",
+            description: `v8 (structured clone) cannot encode this value (${
+              messageOf(cause)
+            }): functions, symbols, promises and other host objects cannot be cloned; cache plain data, pass \`format: "json"\` with a serializable value, or a \`schema\``,
+            cause
+          })
+        )
+      }
+      return Effect.fail(
+        new SerializationError({
+          reason: "Encode",
+          format: "v8",
+          description: `v8 cannot store ${pathTo(value, foreign)} (${
+            describeForeign(foreign)
+          }): it would come back as ${
+            plainCounterpart(foreign)
+          } without its class; pass a \`schema\` (Schema.Class round-trips class instances), use a codec that knows this type, or cache plain data`
+        })
+      )
+    })
+
   const encodeAs = (format: string, value: unknown): Effect.Effect<Uint8Array, SerializationError> => {
     switch (format) {
       case "v8":
-        return Effect.try({
-          try: () => owned(V8.serialize(value)),
-          catch: (cause) =>
-            new SerializationError({
-              reason: "Encode",
-              format,
-              description: `v8 (structured clone) cannot encode this value (${
-                messageOf(cause)
-              }): functions, symbols, promises and other host objects cannot be cloned; cache plain data, pass \`format: "json"\` with a serializable value, or a \`schema\``,
-              cause
-            })
-        })
+        return encodeV8(value)
       case "json":
         return jsonBytes(
           value,
@@ -192,8 +234,9 @@ export const make = (options: Options): Service => {
           "JSON holds neither bigints nor cycles: use format \"v8\", or a `schema` (`Schema.BigInt` stores a bigint as a string)"
         )
       case "bytes":
+        // copied: the caller may reuse its array after the effect completed, and what is stored must not change
         return value instanceof Uint8Array
-          ? Effect.succeed(value)
+          ? Effect.succeed(new Uint8Array(value))
           : Effect.fail(
             new SerializationError({
               reason: "Encode",
@@ -218,6 +261,48 @@ export const make = (options: Options): Service => {
     }
   }
 
+  const encodeSnapshot = (value: unknown, options: SnapshotOptions): Effect.Effect<Snapshot, SerializationError> =>
+    Effect.gen(function*() {
+      if (options.schema !== undefined) {
+        return { format: "schema-json", bytes: yield* encodeWithSchema(value, options.schema) }
+      }
+      const format = options.format === "auto" ? yield* pickAuto(value) : options.format
+      return { format, bytes: yield* encodeAs(format, value) }
+    })
+
+  const sealSnapshot = (snapshot: Snapshot, compression: string): Effect.Effect<Encoded, SerializationError> =>
+    Effect.gen(function*() {
+      if (!isCompression(compression)) return yield* unknownCompression(snapshot.format, compression, false)
+      const bytes = yield* compress(snapshot.bytes, compression, zstdLevel, snapshot.format)
+      yield* Effect.annotateCurrentSpan({
+        "s3cache.format": snapshot.format,
+        "s3cache.raw_size": snapshot.bytes.byteLength,
+        "s3cache.stored_size": bytes.byteLength
+      })
+      return {
+        bytes: asPlain(bytes),
+        format: snapshot.format,
+        compression,
+        rawSize: snapshot.bytes.byteLength,
+        checksum: checksumOf(bytes),
+        codecVersion
+      }
+    })
+
+  const snapshot = (value: unknown, options: SnapshotOptions): Effect.Effect<Snapshot, SerializationError> =>
+    encodeSnapshot(value, options).pipe(
+      Effect.tap((snapshot) =>
+        Effect.annotateCurrentSpan({ "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength })
+      ),
+      Effect.withSpan("Serializer.snapshot", { attributes: { "s3cache.format_requested": options.format } })
+    )
+
+  const seal = (snapshot: Snapshot, compression: Compression): Effect.Effect<Encoded, SerializationError> =>
+    sealSnapshot(snapshot, compression).pipe(
+      Effect.withSpan("Serializer.seal", { attributes: { "s3cache.compression": compression } })
+    )
+
+  // Not `snapshot` then `seal`: run back to back, the steps are one span, as before the split, rather than three.
   const encode = (value: unknown, options: EncodeOptions): Effect.Effect<Encoded, SerializationError> =>
     Effect.gen(function*() {
       const compression: string = options.compression
@@ -229,29 +314,7 @@ export const make = (options: Options): Service => {
           false
         )
       }
-      let format: string
-      let raw: Uint8Array
-      if (options.schema !== undefined) {
-        format = "schema-json"
-        raw = yield* encodeWithSchema(value, options.schema)
-      } else {
-        format = options.format === "auto" ? yield* pickAuto(value) : options.format
-        raw = yield* encodeAs(format, value)
-      }
-      const bytes = yield* compress(raw, compression, zstdLevel, format)
-      yield* Effect.annotateCurrentSpan({
-        "s3cache.format": format,
-        "s3cache.raw_size": raw.byteLength,
-        "s3cache.stored_size": bytes.byteLength
-      })
-      return {
-        bytes: asPlain(bytes),
-        format,
-        compression,
-        rawSize: raw.byteLength,
-        checksum: checksumOf(bytes),
-        codecVersion
-      }
+      return yield* sealSnapshot(yield* encodeSnapshot(value, options), compression)
     }).pipe(
       Effect.withSpan("Serializer.encode", {
         attributes: { "s3cache.format_requested": options.format, "s3cache.compression": options.compression }
@@ -295,7 +358,8 @@ export const make = (options: Options): Service => {
   // Resolved before the payload is touched: a record that cannot be read is refused without hashing or inflating it.
   const decoderFor = (
     format: string,
-    schema: Schema.Schema<any, any, never> | undefined
+    schema: Schema.Schema<any, any, never> | undefined,
+    copyBytes: boolean
   ): Decoder | SerializationError => {
     if (schema !== undefined && format !== "schema-json") return readerHasSchema(format)
     switch (format) {
@@ -316,7 +380,7 @@ export const make = (options: Options): Service => {
       case "json":
         return (raw) => parseJson(raw, format)
       case "bytes":
-        return (raw) => Effect.succeed(asPlain(raw))
+        return copyBytes ? (raw) => Effect.succeed(new Uint8Array(raw)) : (raw) => Effect.succeed(asPlain(raw))
       case "schema-json": {
         if (schema === undefined) return readerLacksSchema(format)
         const decodeUnknown = Schema.decodeUnknown(schema)
@@ -341,7 +405,11 @@ export const make = (options: Options): Service => {
     }
   }
 
-  const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
+  const unsealWith = (
+    bytes: Uint8Array,
+    options: DecodeOptions,
+    copyBytes: boolean
+  ): Effect.Effect<readonly [Snapshot, Decoder], SerializationError> =>
     Effect.gen(function*() {
       const { compression, format } = options
       // written so that a missing or NaN version is refused as well
@@ -353,7 +421,7 @@ export const make = (options: Options): Service => {
             `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
         })
       }
-      const decoder = decoderFor(format, options.schema)
+      const decoder = decoderFor(format, options.schema, copyBytes)
       if (decoder instanceof SerializationError) return yield* decoder
       if (!isCompression(compression)) return yield* unknownCompression(format, compression, true)
       const actual = checksumOf(bytes)
@@ -367,18 +435,42 @@ export const make = (options: Options): Service => {
         })
       }
       const raw = yield* decompress(bytes, compression, format)
-      return yield* decoder(raw)
+      return [{ format, bytes: raw }, decoder] as const
+    })
+
+  const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
+    "s3cache.format": options.format,
+    "s3cache.compression": options.compression,
+    "s3cache.stored_size": bytes.byteLength
+  })
+
+  const unseal = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<Snapshot, SerializationError> =>
+    unsealWith(bytes, options, false).pipe(
+      Effect.map(([snapshot]) => snapshot),
+      Effect.withSpan("Serializer.unseal", { attributes: readAttributes(bytes, options) })
+    )
+
+  const restore = (
+    snapshot: Snapshot,
+    options: { readonly schema?: Schema.Schema<any, any, never> | undefined }
+  ): Effect.Effect<unknown, SerializationError> =>
+    Effect.suspend(() => {
+      const decoder = decoderFor(snapshot.format, options.schema, true)
+      return decoder instanceof SerializationError ? Effect.fail(decoder) : decoder(snapshot.bytes)
     }).pipe(
-      Effect.withSpan("Serializer.decode", {
-        attributes: {
-          "s3cache.format": options.format,
-          "s3cache.compression": options.compression,
-          "s3cache.stored_size": bytes.byteLength
-        }
+      Effect.withSpan("Serializer.restore", {
+        attributes: { "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength }
       })
     )
 
-  return { codecs, encode, decode }
+  // The hit path: the decompressed bytes are nobody else's, so `bytes` are handed over without a copy.
+  const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
+    unsealWith(bytes, options, false).pipe(
+      Effect.flatMap(([snapshot, decoder]) => decoder(snapshot.bytes)),
+      Effect.withSpan("Serializer.decode", { attributes: readAttributes(bytes, options) })
+    )
+
+  return { codecs, snapshot, seal, encode, unseal, restore, decode }
 }
 
 /** An apache-arrow `Table`, recognized without importing apache-arrow: its brand, or its class's tag. */
@@ -390,4 +482,256 @@ const isArrowTable = (value: unknown): boolean => {
     | undefined
   return typeof constructor === "function" && constructor[Symbol.toStringTag] === "Table" &&
     "schema" in value && "batches" in value
+}
+
+// --- what v8 gives back ----------------------------------------------------------------------------------------------
+
+/** How far the walk looks inside an object whose prototype v8 keeps. */
+type Shape = "record" | "array" | "map" | "set" | "error" | "opaque"
+
+// v8 gives these back with the same prototype. The shape is where v8 finds further objects in them: a record's own
+// keys, an array's elements, a map's keys and values, a set's members, an error's `cause`; an opaque one holds only
+// bytes or a primitive. (v8 also writes an array's non-index properties; listing them would cost an array of every
+// index on every array, for values nobody puts there.)
+const shapes: ReadonlyMap<object | null, Shape> = new Map<object | null, Shape>([
+  [Object.prototype, "record"],
+  [null, "record"],
+  [Array.prototype, "array"],
+  [Map.prototype, "map"],
+  [Set.prototype, "set"],
+  ...[Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError].map((
+    constructor
+  ): [object, Shape] => [constructor.prototype, "error"]),
+  ...[
+    Date,
+    RegExp,
+    ArrayBuffer,
+    DataView,
+    Uint8Array,
+    Int8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    // Node's serializer writes a Buffer as a Buffer (any other Uint8Array subclass comes back a Uint8Array)
+    Buffer,
+    Number,
+    String,
+    Boolean,
+    BigInt
+  ].map((constructor): [object, Shape] => [constructor.prototype, "opaque"])
+])
+
+/**
+ * The first object in `root` that v8 would give back with another prototype, if any.
+ *
+ * Runs on every miss, so it stays lean: nothing allocated per primitive, no path built (`pathTo` finds it on
+ * failure), an explicit stack so a deep value cannot overflow the call stack. Only objects that hold objects are
+ * remembered as seen, which is all a cycle needs: adding every row of a large array to a set would cost more than
+ * the rest of the walk (an identity hash per object), and a row of primitives walked twice costs next to nothing.
+ *
+ * @internal
+ */
+export const foreignObject = (root: unknown): object | undefined => {
+  if (typeof root !== "object" || root === null) return undefined
+  const seen = new Set<object>()
+  const stack: Array<object> = [root]
+  let current: object | undefined
+  let holdsObjects = false
+  // `for in` walks a record without the array `Object.keys` allocates (a third of the walk over many small rows),
+  // and lists the same keys as long as nobody gave Object.prototype an enumerable property (v8 writes own keys only)
+  const ownKeysOnly = !hasEnumerableKeys(Object.prototype)
+  const push = (child: unknown): void => {
+    if (typeof child === "object" && child !== null && !seen.has(child)) {
+      if (!holdsObjects) {
+        // marked before its children are pushed, so that a child leading back to it stops there
+        holdsObjects = true
+        seen.add(current!)
+        if (child === current) return
+      }
+      stack.push(child)
+    }
+  }
+  while ((current = stack.pop()) !== undefined) {
+    // pushed twice before it was walked (two references to it)
+    if (seen.has(current)) continue
+    holdsObjects = false
+    switch (shapes.get(Object.getPrototypeOf(current))) {
+      case undefined:
+        return current
+      case "record": {
+        const record = current as Record<string, unknown>
+        if (ownKeysOnly) {
+          for (const key in record) push(record[key])
+        } else {
+          const keys = Object.keys(record)
+          for (let i = 0; i < keys.length; i++) push(record[keys[i]!])
+        }
+        break
+      }
+      case "array": {
+        const array = current as ReadonlyArray<unknown>
+        for (let i = 0; i < array.length; i++) push(array[i])
+        break
+      }
+      case "map": {
+        ;(current as ReadonlyMap<unknown, unknown>).forEach((value, key) => {
+          push(key)
+          push(value)
+        })
+        break
+      }
+      case "set": {
+        for (const member of current as ReadonlySet<unknown>) push(member)
+        break
+      }
+      case "error": {
+        push((current as { readonly cause?: unknown }).cause)
+        break
+      }
+    }
+  }
+  return undefined
+}
+
+const hasEnumerableKeys = (object: object): boolean => {
+  for (const _ in object) return true
+  return false
+}
+
+const identifier = /^[A-Za-z_$][\w$]*$/
+
+const renderKey = (key: unknown): string | undefined => {
+  switch (typeof key) {
+    case "string":
+      return key.length <= 40 ? JSON.stringify(key) : undefined
+    case "number":
+    case "boolean":
+      return String(key)
+    case "bigint":
+      return `${key}n`
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Where `target` is in `root`, as a human would find it (`value.rows[3].owner`, `value.byId.get("u1")`). Only on
+ * failure: breadth first, so the shortest path is named, with parent links rather than a string per object visited.
+ */
+const pathTo = (root: unknown, target: object): string => {
+  const objects: Array<unknown> = [root]
+  const parents: Array<number> = [-1]
+  const segments: Array<string> = ["value"]
+  const seen = new Set<unknown>([root])
+  const visit = (child: unknown, parent: number, segment: () => string): void => {
+    if (typeof child === "object" && child !== null && !seen.has(child)) {
+      seen.add(child)
+      objects.push(child)
+      parents.push(parent)
+      segments.push(segment())
+    }
+  }
+  let found = -1
+  for (let at = 0; at < objects.length; at++) {
+    const current = objects[at] as object
+    if (current === target) {
+      found = at
+      break
+    }
+    switch (shapes.get(Object.getPrototypeOf(current))) {
+      case "record": {
+        for (const key of Object.keys(current)) {
+          visit(
+            (current as Record<string, unknown>)[key],
+            at,
+            () => identifier.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
+          )
+        }
+        break
+      }
+      case "array": {
+        const array = current as ReadonlyArray<unknown>
+        for (let i = 0; i < array.length; i++) visit(array[i], at, () => `[${i}]`)
+        break
+      }
+      case "map": {
+        let i = 0
+        for (const [key, value] of current as ReadonlyMap<unknown, unknown>) {
+          const n = i++
+          visit(key, at, () => ` <Map key #${n}>`)
+          visit(value, at, () => {
+            const rendered = renderKey(key)
+            return rendered === undefined ? ` <Map value #${n}>` : `.get(${rendered})`
+          })
+        }
+        break
+      }
+      case "set": {
+        let i = 0
+        for (const member of current as ReadonlySet<unknown>) {
+          const n = i++
+          visit(member, at, () => ` <Set member #${n}>`)
+        }
+        break
+      }
+      case "error": {
+        visit((current as { readonly cause?: unknown }).cause, at, () => ".cause")
+        break
+      }
+    }
+  }
+  if (found === -1) return "a part of the value"
+  const path: Array<string> = []
+  for (let at = found; at !== -1; at = parents[at]!) path.push(segments[at]!)
+  path.reverse()
+  // a long chain (a linked list) would make a message of megabytes: its ends are enough to find it
+  return path.length <= 16
+    ? path.join("")
+    : `${path.slice(0, 8).join("")}…(${path.length - 16} more)…${path.slice(-8).join("")}`
+}
+
+const constructorOf = (prototype: object | null): { readonly name: string } | undefined => {
+  if (prototype === null) return undefined
+  try {
+    const constructor: unknown = (prototype as { readonly constructor?: unknown }).constructor
+    return typeof constructor === "function" && constructor.prototype === prototype ? constructor : undefined
+  } catch {
+    // a throwing getter on the prototype: the object is described without its class name
+    return undefined
+  }
+}
+
+const describeForeign = (object: object): string => {
+  const constructor = constructorOf(Object.getPrototypeOf(object))
+  if (constructor === undefined) {
+    return "an object whose prototype is not Object.prototype, set with Object.create or Object.setPrototypeOf"
+  }
+  if (constructor.name === "") return "an instance of an anonymous class"
+  if (constructor.name === "Object" || constructor.name === "Array") {
+    return `an ${constructor.name} of another realm (node:vm, a test environment)`
+  }
+  return `an instance of ${constructor.name}`
+}
+
+/** What v8 would give back instead: the nearest prototype up the chain that it keeps. */
+const plainCounterpart = (object: object): string => {
+  for (
+    let prototype = Object.getPrototypeOf(object);
+    prototype !== null;
+    prototype = Object.getPrototypeOf(prototype)
+  ) {
+    const shape = shapes.get(prototype)
+    if (shape === undefined) continue
+    if (shape === "record") break
+    const name = constructorOf(prototype)?.name ?? "object"
+    // "a Uint8Array", "a URIError", "an Error"
+    return `${/^[AEIO]/.test(name) ? "an" : "a"} ${name}`
+  }
+  return "a plain object"
 }
