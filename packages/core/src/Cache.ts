@@ -26,30 +26,55 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as BlobStore from "./BlobStore.js"
 import * as CacheConfig from "./CacheConfig.js"
-import type { BlobStoreError, CacheError, CacheInputError } from "./CacheError.js"
+import { type BlobStoreError, type CacheError, CacheInputError } from "./CacheError.js"
 import type * as CacheKey from "./CacheKey.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import * as internal from "./internal/cache.js"
+import * as maintenance from "./internal/maintenance.js"
 import * as MetadataStore from "./MetadataStore.js"
 import type { Format } from "./Serializer.js"
 
 /**
- * Options of one cached call.
+ * A key given directly as the second argument of `cached`: anything but a plain record, which would be ambiguous
+ * with the options. A record key goes in the options: `{ key: { … } }`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface CachedOptions<A = any> {
-  /** a string (whitespace-normalized) or any structured value (stable encoding); see `CacheKey` */
+export type KeyShorthand = Exclude<CacheKey.CacheKey, { readonly [field: string]: CacheKey.CacheKey | undefined }>
+
+/**
+ * Options of one cached call, without a schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CachedOptions {
+  /** a string (whitespace-normalized outside quoted literals) or a structured value (stable encoding); `CacheKey` */
   readonly key: CacheKey.CacheKey
   /** default: the cache's `namespace` option */
   readonly namespace?: string | undefined
   /** default: the cache's `defaultTtl` */
   readonly ttl?: Duration.DurationInput | undefined
-  /** default: the cache's `serializationFormat` (`"auto"`) */
+  /** default: the cache's `serializationFormat` (`"auto"`); see `Serializer` for what each format keeps */
   readonly format?: Format | undefined
-  /** store the value through this schema (`schema-json`); a stored value that no longer decodes is a miss */
-  readonly schema?: Schema.Schema<A, any, never> | undefined
+  readonly schema?: undefined
+}
+
+/**
+ * Options of one cached call that stores its value through a schema (`schema-json`): Dates, BigInts, classes and
+ * brands round-trip, and a stored value that no longer decodes is a miss. The effect must produce the schema's type.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> {
+  readonly key: CacheKey.CacheKey
+  readonly namespace?: string | undefined
+  readonly ttl?: Duration.DurationInput | undefined
+  readonly schema: S
+  /** the schema decides the format */
+  readonly format?: undefined
 }
 
 /**
@@ -93,7 +118,13 @@ export interface CleanupReport {
  */
 export interface Service {
   readonly config: CacheConfig.Resolved
-  readonly cached: <A, E, R>(effect: Effect.Effect<A, E, R>, options: CachedOptions<A>) => Effect.Effect<A, E, R>
+  readonly cached: {
+    <S extends Schema.Schema.AnyNoContext, E, R>(
+      effect: Effect.Effect<Schema.Schema.Type<S>, E, R>,
+      options: CachedSchemaOptions<S>
+    ): Effect.Effect<Schema.Schema.Type<S>, E, R>
+    <A, E, R>(effect: Effect.Effect<A, E, R>, keyOrOptions: KeyShorthand | CachedOptions): Effect.Effect<A, E, R>
+  }
   /** remove one entry by hash; in every known namespace unless one is named; true when something was removed */
   readonly invalidate: (
     hash: string,
@@ -123,91 +154,144 @@ export interface Service {
 export class Cache extends Context.Tag("@s3cache/core/Cache")<Cache, Service>() {}
 
 /**
- * Is `u` the options of a call, rather than a key? Only a plain object with a `key` property is; to use such an
- * object itself as a key, wrap it: `{ key: { key: … } }`.
- */
-const isCachedOptions = (u: unknown): u is CachedOptions => {
-  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
-  const prototype = Object.getPrototypeOf(u)
-  return (prototype === Object.prototype || prototype === null) && Object.hasOwn(u, "key")
-}
-
-const toOptions = <A>(keyOrOptions: CacheKey.CacheKey | CachedOptions<A>): CachedOptions<A> =>
-  isCachedOptions(keyOrOptions) ? keyOrOptions : { key: keyOrOptions }
-
-/**
  * Answer `effect` from the cache, or run it and store its value in the background. The effect's own errors pass
  * through untouched and are never cached; a failing or slow cache never fails the call (fail-open). Concurrent
- * calls of one key in one process share one run.
+ * calls of one key in one process share one run, and each gets a value of its own.
  *
- * The second argument is a key (string or structured value) or the call's options (a plain object with `key`).
+ * The second argument is a key (a string, a number, an array, …) or the call's options (`{ key, … }`); a record used
+ * as a key goes in the options, so a misspelt option is a type error, never a key.
  *
  * @example
  * import { Cache } from "@s3cache/core"
  * import * as Effect from "effect/Effect"
+ * import * as Schema from "effect/Schema"
  *
  * const users = Effect.promise(() => fetchUsers())
  *
  * // data-first, key only
  * const a = Cache.cached(users, "SELECT * FROM users")
  * // data-last, with options
- * const b = users.pipe(Cache.cached({ key: ["users", 1], namespace: "api", ttl: "5 minutes" }))
+ * const b = users.pipe(Cache.cached({ key: { table: "users", page: 1 }, namespace: "api", ttl: "5 minutes" }))
+ * // typed storage: the effect must produce the schema's type
+ * const c = Effect.succeed({ at: new Date() }).pipe(
+ *   Cache.cached({ key: "now", schema: Schema.Struct({ at: Schema.Date }) })
+ * )
  *
  * @since 0.1.0
  * @category combinators
  */
 export const cached: {
-  (keyOrOptions: CacheKey.CacheKey | CachedOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<
+  <S extends Schema.Schema.AnyNoContext>(
+    options: CachedSchemaOptions<S>
+  ): <E, R>(self: Effect.Effect<Schema.Schema.Type<S>, E, R>) => Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
+  (keyOrOptions: KeyShorthand | CachedOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<
     A,
     E,
     R | Cache
   >
-  <A, E, R>(self: Effect.Effect<A, E, R>, keyOrOptions: CacheKey.CacheKey | CachedOptions<A>): Effect.Effect<
-    A,
-    E,
-    R | Cache
-  >
+  <S extends Schema.Schema.AnyNoContext, E, R>(
+    self: Effect.Effect<Schema.Schema.Type<S>, E, R>,
+    options: CachedSchemaOptions<S>
+  ): Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
+  <A, E, R>(self: Effect.Effect<A, E, R>, keyOrOptions: KeyShorthand | CachedOptions): Effect.Effect<A, E, R | Cache>
 } = dual(
   (args) => Effect.isEffect(args[0]),
-  <A, E, R>(self: Effect.Effect<A, E, R>, keyOrOptions: CacheKey.CacheKey | CachedOptions<A>) =>
-    Effect.flatMap(Cache, (cache) => cache.cached(self, toOptions(keyOrOptions)))
+  <A, E, R>(self: Effect.Effect<A, E, R>, keyOrOptions: KeyShorthand | CachedOptions) =>
+    Effect.flatMap(Cache, (cache) => cache.cached(self, keyOrOptions))
 )
 
 /**
+ * Options of `wrap` besides the function's identity.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface WrapOptions<Args extends ReadonlyArray<any>, A> extends Omit<CachedOptions<A>, "key" | "namespace"> {
-  readonly namespace: string
-  /** the key of a call; default: the function's name and its arguments */
-  readonly key?: ((...args: Args) => CacheKey.CacheKey) | undefined
+export interface WrapOptions {
+  readonly namespace?: string | undefined
+  readonly ttl?: Duration.DurationInput | undefined
+  readonly format?: Format | undefined
 }
 
 /**
- * Turn a function returning an effect into a cached function of the same arguments (the seed's decorator).
+ * The identity of a wrapped function: a `name` (the key of a call is the name and the arguments), or a `key`
+ * function of the arguments. Two wrapped functions share entries only when they are given the same name, or key
+ * functions that return the same keys.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WrapIdentity<Args extends ReadonlyArray<any>> =
+  | { readonly name: string; readonly key?: undefined }
+  | { readonly key: (...args: Args) => CacheKey.CacheKey; readonly name?: string | undefined }
+
+/**
+ * Turn a function returning an effect into a cached function of the same arguments (the seed's decorator). It needs
+ * an identity: a `name`, or a `key` function; without one, two inline functions would share entries.
  *
  * @example
  * import { Cache } from "@s3cache/core"
  * import * as Effect from "effect/Effect"
  *
- * const getUser = Cache.wrap(
- *   (id: number) => Effect.promise(() => db.users.find(id)),
- *   { namespace: "users", ttl: "1 hour" }
- * )
+ * const getUser = Cache.wrap((id: number) => Effect.promise(() => db.users.find(id)), {
+ *   name: "getUser",
+ *   namespace: "users",
+ *   ttl: "1 hour"
+ * })
  * // getUser(42): Effect<User, never, Cache>
+ *
+ * const search = Cache.wrap((query: string, _traceId: string) => Effect.promise(() => db.search(query)), {
+ *   key: (query) => ["search", query] // the trace id is not part of the key
+ * })
  *
  * @since 0.1.0
  * @category combinators
  */
-export const wrap = <Args extends ReadonlyArray<any>, A, E, R>(
+export const wrap: {
+  <Args extends ReadonlyArray<CacheKey.CacheKey>, S extends Schema.Schema.AnyNoContext, E, R>(
+    f: (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R>,
+    options: WrapOptions & { readonly name: string; readonly key?: undefined; readonly schema: S }
+  ): (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
+  <Args extends ReadonlyArray<any>, S extends Schema.Schema.AnyNoContext, E, R>(
+    f: (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R>,
+    options: WrapOptions & {
+      readonly key: (...args: Args) => CacheKey.CacheKey
+      readonly name?: string | undefined
+      readonly schema: S
+    }
+  ): (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
+  <Args extends ReadonlyArray<CacheKey.CacheKey>, A, E, R>(
+    f: (...args: Args) => Effect.Effect<A, E, R>,
+    options: WrapOptions & { readonly name: string; readonly key?: undefined; readonly schema?: undefined }
+  ): (...args: Args) => Effect.Effect<A, E, R | Cache>
+  <Args extends ReadonlyArray<any>, A, E, R>(
+    f: (...args: Args) => Effect.Effect<A, E, R>,
+    options: WrapOptions & {
+      readonly key: (...args: Args) => CacheKey.CacheKey
+      readonly name?: string | undefined
+      readonly schema?: undefined
+    }
+  ): (...args: Args) => Effect.Effect<A, E, R | Cache>
+} = <Args extends ReadonlyArray<any>, A, E, R>(
   f: (...args: Args) => Effect.Effect<A, E, R>,
-  options: WrapOptions<Args, A>
-): (...args: Args) => Effect.Effect<A, E, R | Cache> =>
-(...args) =>
-  cached(f(...args), {
-    ...options,
-    key: options.key !== undefined ? options.key(...args) : { function: f.name, args }
-  })
+  options: WrapOptions & WrapIdentity<Args> & { readonly schema?: Schema.Schema.AnyNoContext | undefined }
+): (...args: Args) => Effect.Effect<A, E, R | Cache> => {
+  const { key, name, ...rest } = options
+  if (typeof key !== "function" && (typeof name !== "string" || name.trim().length === 0)) {
+    // found when the module loads, not on some later call: the definition itself is wrong
+    throw new CacheInputError({
+      reason: "InvalidOption",
+      method: "Cache.wrap",
+      description: "give the wrapped function an identity: a `name` (its calls are keyed by the name and the " +
+        "arguments) or a `key` function of the arguments; without one, two inline functions would share entries"
+    })
+  }
+  return (...args) =>
+    Effect.flatMap(Cache, (cache) =>
+      cache.cached(f(...args), {
+        ...rest,
+        key: typeof key === "function" ? key(...args) : { function: name!, args: args as ReadonlyArray<any> }
+      } as CachedOptions))
+}
 
 /**
  * @since 0.1.0
@@ -315,13 +399,16 @@ export const layerConfig = (
 export interface EmbeddedOptions extends CacheConfig.Options {
   /** `"local"` (default): payloads in `localPath`; `"memory"`: payloads in the process */
   readonly storageBackend?: "local" | "memory" | undefined
-  /** default `<os tmp>/query_cache` */
+  /** default `BlobStore.defaultLocalPath`: `<os tmp>/query_cache-<uid>`, one folder per user */
   readonly localPath?: string | undefined
 }
 
 /**
  * The embedded default: in-memory metadata and payloads in a local folder; no server at all. Entries live as long as
- * the process; objects left in the folder by earlier processes are orphans for `cleanupOrphanedObjects`.
+ * the layer: closing it waits for pending writes, then deletes the objects it wrote (nobody else could tell they are
+ * orphans, since the records that referenced them die with the process). Objects are written under the metadata
+ * store's random id, so several processes may share one folder without touching each other's objects; those of a
+ * process that crashed stay in `<localPath>/<id>/` until removed by hand.
  *
  * @example
  * import { Cache } from "@s3cache/core"
@@ -334,13 +421,21 @@ export interface EmbeddedOptions extends CacheConfig.Options {
  * @category layers
  */
 export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<Cache, CacheInputError | BlobStoreError> =>
-  layer(options).pipe(
-    Layer.provide(Layer.merge(
-      MetadataStore.layerMemory,
-      options.storageBackend === "memory"
-        ? BlobStore.layerMemory
-        : BlobStore.layerLocal({ directory: options.localPath })
-    ))
+  Layer.scoped(
+    Cache,
+    Effect.gen(function*() {
+      const metadata = yield* MetadataStore.makeMemory
+      const local = options.storageBackend !== "memory"
+      const blobs = local
+        ? yield* Effect.provide(BlobStore.BlobStore, BlobStore.layerLocal({ directory: options.localPath }))
+        : yield* BlobStore.makeMemory
+      // added before the cache, so it runs after the cache's own finalizers: pending writes are done by then
+      if (local) yield* Effect.addFinalizer(() => maintenance.purge(metadata, blobs))
+      return yield* make(options).pipe(
+        Effect.provideService(MetadataStore.MetadataStore, metadata),
+        Effect.provideService(BlobStore.BlobStore, blobs)
+      )
+    })
   )
 
 /**

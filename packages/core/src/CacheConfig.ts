@@ -131,6 +131,35 @@ export const positiveDuration = (
     )
 }
 
+/**
+ * A finite duration of zero or more, or a typed error naming the option. Effect's `Duration` turns a negative or NaN
+ * number into zero, which would make "-5 minutes" mean "now": such input is refused before it is decoded.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const nonNegativeDuration = (
+  input: Duration.DurationInput,
+  option: string,
+  method: string
+): Either.Either<Duration.Duration, CacheInputError> => {
+  const negative = (typeof input === "number" && !(input >= 0)) ||
+    (typeof input === "bigint" && input < BigInt(0)) ||
+    (typeof input === "string" && /^\s*(-|nan|NaN)/.test(input)) ||
+    (Array.isArray(input) && input.some((part: unknown) => !(typeof part === "number" && part >= 0)))
+  const duration = negative ? undefined : Option.getOrUndefined(Duration.decodeUnknown(input))
+  return duration !== undefined && Duration.isFinite(duration)
+    ? Either.right(duration)
+    : Either.left(
+      new CacheInputError({
+        reason: "InvalidOption",
+        method,
+        description: `${option} must be a finite duration of zero or more (got ${String(input)}); ` +
+          "pass e.g. \"1 hour\", Duration.minutes(30) or a number of milliseconds"
+      })
+    )
+}
+
 const positiveInteger = (value: number, option: string, method: string) =>
   Number.isSafeInteger(value) && value > 0
     ? Either.right(value)

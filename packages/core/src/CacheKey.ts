@@ -1,9 +1,11 @@
 /**
  * Cache keys: what two calls must share to share a cached value.
  *
- * `hash = sha256(version ‖ namespace ‖ encode(key))`, hex. A string key is trimmed and its runs of white space are
- * collapsed to one space (case is kept), so the same SQL written on one line or five hits the same entry. Any other
- * key gets a stable, type-tagged encoding: record keys are sorted (`{a:1,b:2}` and `{b:2,a:1}` hash the same),
+ * `hash = sha256(encoding ‖ version ‖ namespace ‖ encode(key))`, hex. A string key is trimmed and its runs of white
+ * space are collapsed to one space (case is kept), so the same SQL written on one line or five hits the same entry;
+ * white space inside quoted literals (`'…'`, `"…"`, `` `…` ``, `$tag$…$tag$`) is kept exactly, and the line break that
+ * ends a `--` or `#` comment stays a line break, so two queries that differ in meaning never share an entry. Any
+ * other key gets a stable, type-tagged encoding: record keys are sorted (`{a:1,b:2}` and `{b:2,a:1}` hash the same),
  * `1`, `"1"` and `1n` differ, Dates, Maps, Sets and byte arrays have their own tags. Strings *inside* a structured
  * key are kept exactly: only a whole-string key is a "query" to normalize.
  *
@@ -14,10 +16,26 @@ import * as crypto from "node:crypto"
 import { CacheInputError } from "./CacheError.js"
 
 /**
+ * What a key may be made of: strings, numbers, bigints, booleans, `null`, Dates, byte arrays, and arrays, plain
+ * records (`undefined` fields are left out, as JSON does), Maps and Sets of those. A record type declared with
+ * `interface` has no index signature and is refused by the type checker: declare it with `type`, or spread it
+ * (`{ ...filter }`).
+ *
  * @since 0.1.0
  * @category models
  */
-export type CacheKey = unknown
+export type CacheKey =
+  | string
+  | number
+  | bigint
+  | boolean
+  | null
+  | Date
+  | Uint8Array
+  | ReadonlyArray<CacheKey>
+  | { readonly [field: string]: CacheKey | undefined }
+  | ReadonlyMap<CacheKey, CacheKey>
+  | ReadonlySet<CacheKey>
 
 /**
  * The namespace used when none is given.
@@ -28,12 +46,21 @@ export type CacheKey = unknown
 export const defaultNamespace = "default"
 
 /**
- * Bumped when the key encoding changes, so old entries are never read with new meanings.
+ * The default `keyVersion` of a cache: change it to start from an empty cache.
  *
  * @since 0.1.0
  * @category constants
  */
 export const defaultVersion = "1"
+
+/**
+ * Bumped by s3cache when the key encoding changes, so an entry is never read under a new meaning: 2 keeps white space
+ * inside quoted literals (1 collapsed it, so `'a  b'` and `'a b'` shared an entry).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const encodingVersion = "2"
 
 const namespacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
@@ -58,12 +85,90 @@ export const validateNamespace = (namespace: string, method: string): Either.Eit
     )
 
 /**
- * Whitespace normalization of a string key: trim, collapse each run of white space to one space, keep case.
+ * Whitespace normalization of a string key: trim, collapse each run of white space to one space, keep case, outside
+ * quoted literals only. White space inside `'…'`, `"…"` and `` `…` `` (a doubled quote stays inside) and inside
+ * dollar-quoted bodies (`$$…$$`, `$tag$…$tag$`) is kept exactly; a run of white space that ends a `--` or `#` line
+ * comment becomes one line break, since a space there would pull the next line into the comment. Where the quoting
+ * is unclear (a backslash inside a literal, which some databases read as an escape and others not, or a literal
+ * that never ends), the rest of the key is kept as it is: normalizing less costs a miss, never a wrong value.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const normalize = (key: string): string => key.trim().replace(/\s+/g, " ")
+export const normalize = (key: string): string => {
+  const text = key.trim()
+  let out = ""
+  let i = 0
+  let lineComment = false
+  while (i < text.length) {
+    const char = text[i]!
+    if (isSpace(char)) {
+      let j = i
+      let newline = false
+      while (j < text.length && isSpace(text[j]!)) {
+        if (text[j] === "\n" || text[j] === "\r") newline = true
+        j++
+      }
+      if (lineComment && newline) {
+        out += "\n"
+        lineComment = false
+      } else {
+        out += " "
+      }
+      i = j
+      continue
+    }
+    if (lineComment) {
+      out += char
+      i++
+      continue
+    }
+    if (char === "'" || char === "\"" || char === "`") {
+      const end = closingQuote(text, i)
+      if (end < 0) return out + text.slice(i)
+      out += text.slice(i, end + 1)
+      i = end + 1
+      continue
+    }
+    if (char === "$") {
+      const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 66))
+      if (tag !== null) {
+        const end = text.indexOf(tag[0], i + tag[0].length)
+        if (end < 0) return out + text.slice(i)
+        out += text.slice(i, end + tag[0].length)
+        i = end + tag[0].length
+        continue
+      }
+    }
+    if (char === "#" || (char === "-" && text[i + 1] === "-")) lineComment = true
+    out += char
+    i++
+  }
+  return out
+}
+
+const isSpace = (char: string): boolean => {
+  const code = char.charCodeAt(0)
+  return code === 32 || (code >= 9 && code <= 13) || (code > 127 && /\s/.test(char))
+}
+
+/** The index of the quote that closes the literal opened at `start`, or -1 when the literal is unclear or open. */
+const closingQuote = (text: string, start: number): number => {
+  const quote = text[start]!
+  for (let i = start + 1; i < text.length; i++) {
+    const char = text[i]!
+    if (char === "\\") return -1
+    if (char === quote) {
+      // a doubled quote is an escaped quote inside the literal
+      if (text[i + 1] === quote) {
+        i++
+        continue
+      }
+      return i
+    }
+  }
+  return -1
+}
 
 /**
  * The canonical text of a key, as hashed. Fails for keys that have no stable encoding (functions, symbols, cycles,
@@ -75,6 +180,15 @@ export const normalize = (key: string): string => key.trim().replace(/\s+/g, " "
 export const encode = (key: CacheKey, method = "CacheKey.encode"): Either.Either<string, CacheInputError> => {
   if (typeof key === "string") {
     return Either.right(JSON.stringify(normalize(key)))
+  }
+  if (key === undefined) {
+    return Either.left(
+      new CacheInputError({
+        reason: "InvalidKey",
+        method,
+        description: "the key is undefined (a missing argument?); pass a string or a structured key"
+      })
+    )
   }
   try {
     return Either.right(encodeValue(key, new Set()))
@@ -126,6 +240,8 @@ export const hash = (
     (namespace) =>
       Either.map(encode(key, method), (encoded) => ({
         hash: crypto.createHash("sha256")
+          .update(encodingVersion)
+          .update("\u0000")
           .update(options.version ?? defaultVersion)
           .update("\u0000")
           .update(namespace)
@@ -148,31 +264,49 @@ export const isHash = (text: string): boolean => hashPattern.test(text)
 const hashPattern = /^[0-9a-f]{64}$/
 
 /**
- * The object key of one write of an entry: `<ns>/<hash[0..2]>/<hash>-<writeId>`. A new `writeId` per write means a
- * reader holding an old record never reads half of a new object, and concurrent writers never clobber each other.
+ * Is `id` usable as the store id that starts every object key (`MetadataStore.id`)?
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const isStoreId = (id: string): boolean => storeIdPattern.test(id)
+
+const storeIdPattern = /^[A-Za-z0-9_-]{8,64}$/
+
+/**
+ * The object key of one write of an entry: `<store id>/<ns>/<hash[0..2]>/<hash>-<writeId>`. The store id names the
+ * metadata store whose records reference the object, so orphan cleanup judges only its own objects; the hash proves
+ * which entry the object belongs to; a new `writeId` per write means a reader holding an old record never reads half
+ * of a new object, and concurrent writers never clobber each other.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const objectKey = (namespace: string, hash: string, writeId: string): string =>
-  `${namespace}/${hash.slice(0, 2)}/${hash}-${writeId}`
+export const objectKey = (storeId: string, namespace: string, hash: string, writeId: string): string =>
+  `${storeId}/${namespace}/${hash.slice(0, 2)}/${hash}-${writeId}`
 
 /**
- * The inverse of `objectKey`, for orphan cleanup; temporary files of an interrupted write
- * (`<hash>-<writeId>.tmp-…`) parse too, to the entry they belonged to.
+ * The inverse of `objectKey`, for orphan cleanup and for checking that a record belongs to its entry; temporary
+ * files of an interrupted write (`<hash>-<writeId>.tmp-…`) parse too, to the entry they belonged to.
  *
  * @since 0.1.0
  * @category encoding
  */
 export const parseObjectKey = (
   key: string
-): { readonly namespace: string; readonly hash: string; readonly complete: boolean } | undefined => {
+): {
+  readonly storeId: string
+  readonly namespace: string
+  readonly hash: string
+  readonly complete: boolean
+} | undefined => {
   const match = objectKeyPattern.exec(key)
-  if (match === null || !namespacePattern.test(match[1]!) || match[3]!.slice(0, 2) !== match[2]) return undefined
-  return { namespace: match[1]!, hash: match[3]!, complete: match[4] === undefined }
+  if (match === null || !namespacePattern.test(match[2]!) || match[4]!.slice(0, 2) !== match[3]) return undefined
+  return { storeId: match[1]!, namespace: match[2]!, hash: match[4]!, complete: match[5] === undefined }
 }
 
-const objectKeyPattern = /^([^/]+)\/([0-9a-f]{2})\/([0-9a-f]{64})-[A-Za-z0-9_-]+(\.tmp-[A-Za-z0-9_-]+)?$/
+const objectKeyPattern =
+  /^([A-Za-z0-9_-]{8,64})\/([^/]+)\/([0-9a-f]{2})\/([0-9a-f]{64})-[A-Za-z0-9_-]+(\.tmp-[A-Za-z0-9_-]+)?$/
 
 const preview = (text: string, max: number): string => text.length > max ? `${text.slice(0, max - 1)}…` : text
 

@@ -26,7 +26,8 @@ export const hits = Metric.counter("s3cache_hits_total", { description: "calls a
 export const misses = Metric.counter("s3cache_misses_total", { description: "calls that ran the effect" })
 
 /**
- * Calls that joined a computation already in flight in this process instead of starting one.
+ * Calls that joined a computation already in flight in this process instead of starting one. Each gets a value of
+ * its own, restored from the computation's snapshot, so no caller's mutation reaches another.
  *
  * @since 0.1.0
  * @category metrics
@@ -76,6 +77,28 @@ export const writeFailures = Metric.counter("s3cache_write_failures_total", {
  */
 export const writesDropped = Metric.counter("s3cache_writes_dropped_total", {
   description: "values not stored because the write queue was full"
+})
+
+/**
+ * Background writes still pending when closing the cache ran out of `shutdownTimeout`: interrupted, their values not
+ * stored (their uploaded objects, if any, are orphans for `cleanupOrphanedObjects`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writesAbandoned = Metric.counter("s3cache_writes_abandoned_total", {
+  description: "background writes interrupted at shutdown"
+})
+
+/**
+ * Background writes whose stampede lock was gone at commit time (an invalidation removed it, or it lapsed and another
+ * process took it): nothing is written, so a value computed before an invalidation is never stored.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writesSuperseded = Metric.counter("s3cache_writes_superseded_total", {
+  description: "background writes refused because their lock was gone"
 })
 
 /**
@@ -135,6 +158,8 @@ export interface Instruments {
   readonly writes: typeof writes
   readonly writeFailures: typeof writeFailures
   readonly writesDropped: typeof writesDropped
+  readonly writesAbandoned: typeof writesAbandoned
+  readonly writesSuperseded: typeof writesSuperseded
   readonly evictions: typeof evictions
   readonly bytesWritten: typeof bytesWritten
   readonly bytesRead: typeof bytesRead
@@ -158,6 +183,8 @@ export const instruments = (cacheName: string): Instruments => {
     writes: tag(writes),
     writeFailures: tag(writeFailures),
     writesDropped: tag(writesDropped),
+    writesAbandoned: tag(writesAbandoned),
+    writesSuperseded: tag(writesSuperseded),
     evictions: tag(evictions),
     bytesWritten: tag(bytesWritten),
     bytesRead: tag(bytesRead),
@@ -186,6 +213,8 @@ export interface Stats {
   readonly writes: number
   readonly writeFailures: number
   readonly writesDropped: number
+  readonly writesAbandoned: number
+  readonly writesSuperseded: number
   readonly evictions: number
   readonly bytesWritten: number
   readonly bytesRead: number
@@ -206,6 +235,8 @@ export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
     writes: Metric.value(metrics.writes),
     writeFailures: Metric.value(metrics.writeFailures),
     writesDropped: Metric.value(metrics.writesDropped),
+    writesAbandoned: Metric.value(metrics.writesAbandoned),
+    writesSuperseded: Metric.value(metrics.writesSuperseded),
     evictions: Metric.value(metrics.evictions),
     bytesWritten: Metric.value(metrics.bytesWritten),
     bytesRead: Metric.value(metrics.bytesRead),
@@ -228,6 +259,8 @@ export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
       writes: s.writes.count,
       writeFailures: s.writeFailures.count,
       writesDropped: s.writesDropped.count,
+      writesAbandoned: s.writesAbandoned.count,
+      writesSuperseded: s.writesSuperseded.count,
       evictions: s.evictions.count,
       bytesWritten: s.bytesWritten.count,
       bytesRead: s.bytesRead.count,

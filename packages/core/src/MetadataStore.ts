@@ -11,9 +11,11 @@
  * Callers validate what reaches a store: namespaces (`CacheKey.validateNamespace`), 64-hex hashes, and `ttlMs`,
  * `lockTtlMs` and `maxEntries` of at least 1. The order of returned object keys is unspecified.
  *
- * Also part of the contract (the conformance suite checks each): a `Hit` does not extend the TTL; `remove` leaves
- * locks in place; a namespace stays registered after its records are removed or expired, until `removeNamespace`;
- * a commit without a token, or with another token, keeps the lock.
+ * Also part of the contract (the conformance suite checks each): a `Hit` does not extend the TTL; `remove` removes
+ * the locks of the removed hashes and `removeIf` leaves them; a namespace is registered by the first lock taken in
+ * it (so that `clear` reaches computations in flight in a namespace that has no record yet) and stays registered
+ * after its records are removed or expired, until `clearNamespace` is done; a commit happens only under the lock's
+ * token.
  *
  * @since 0.1.0
  */
@@ -63,7 +65,8 @@ export interface EntryRecord extends Schema.Schema.Type<typeof EntryRecord> {}
 /**
  * The answer of `lookup`:
  *
- * - `Hit`: a live record; its LRU score was set to now.
+ * - `Hit`: a live record; its LRU score was set to now (best effort: a store that cannot write, e.g. Redis at
+ *   `maxmemory` under `noeviction`, still answers `Hit`).
  * - `Acquired`: no live record, and the caller now holds the stampede lock under its token.
  * - `Busy`: no live record, and another token holds the lock.
  *
@@ -82,7 +85,7 @@ export type LookupResult =
 export interface LockOptions {
   /** the caller's random lock token */
   readonly token: string
-  /** how long the lock lives if it is never released, milliseconds */
+  /** how long the lock lives if it is neither renewed nor released, milliseconds */
   readonly lockTtlMs: number
 }
 
@@ -91,26 +94,42 @@ export interface LockOptions {
  * @category models
  */
 export interface CommitOptions {
-  /** release the stampede lock of this entry if it is held under this token */
-  readonly token?: string | undefined
+  /** the token of the stampede lock the writer holds; the commit happens only while the lock is held under it */
+  readonly token: string
   /** after writing, keep at most this many live entries in the namespace, dropping the least recently accessed */
   readonly maxEntries: number
 }
 
 /**
+ * The answer of `commit`:
+ *
+ * - `Committed`: the record is written and the lock released. `obsolete` holds the object keys that no record
+ *   references any more because of this commit: the replaced record's object and the objects of evicted entries, and
+ *   it may include those of expired entries the store still knew (the memory store does; Redis keeps them in an
+ *   index). The caller deletes them from the `BlobStore` (record first, then object); objects of expired entries it
+ *   does not learn of are orphans for `Cache.cleanupOrphanedObjects`. `evicted` counts the entries evicted to stay
+ *   within `maxEntries` (not the replaced one, not expired ones).
+ * - `LockLost`: the lock is not held under the token (it lapsed, another process took it, or an invalidation removed
+ *   it): nothing was written, and the caller's object is referenced by no record.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface CommitResult {
-  /**
-   * Object keys that no record references any more because of this commit: the replaced record's object and the
-   * objects of evicted entries, and it may include those of expired entries the store still knew (the memory store
-   * does; Redis cannot, its expired records are gone). The caller deletes them from the `BlobStore` (record first,
-   * then object); objects of expired entries it does not learn of are orphans for `Cache.cleanupOrphanedObjects`.
-   */
-  readonly obsolete: ReadonlyArray<string>
-  /** how many entries were evicted to stay within `maxEntries` */
-  readonly evicted: number
+export type CommitResult =
+  | { readonly _tag: "Committed"; readonly obsolete: ReadonlyArray<string>; readonly evicted: number }
+  | { readonly _tag: "LockLost" }
+
+/**
+ * One step of `clearNamespace`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClearStep {
+  /** true when the namespace is empty and forgotten; false when more steps are needed */
+  readonly done: boolean
+  /** object keys of the records removed by this step, for the caller to delete */
+  readonly objectKeys: ReadonlyArray<string>
 }
 
 /**
@@ -119,9 +138,19 @@ export interface CommitResult {
  */
 export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<MetadataStore, {
   /**
+   * A stable identifier of this store's contents: 8 to 64 characters of `[A-Za-z0-9_-]`, the same for every client
+   * of the same data (a Redis server and key prefix), different for different data. The cache puts it at the start
+   * of every object key it writes, so `cleanupOrphanedObjects` judges only objects whose records live here. A store
+   * that loses its data (a Redis `FLUSHALL`) gets a new id.
+   */
+  readonly id: Effect.Effect<string, MetadataStoreError>
+
+  /**
    * One round trip: read the live record of `hash`; if present, set its LRU score to now and return `Hit`;
    * otherwise try to take the stampede lock with `token` for `lockTtlMs` (`Acquired`), or report that another
    * token holds it (`Busy`). A caller that already holds the lock under the same token gets `Acquired` again.
+   * A record that the store cannot read back (a missing or malformed field) is a bad entry: it is removed and the
+   * lookup goes on as for a missing record.
    */
   readonly lookup: (
     namespace: string,
@@ -130,14 +159,34 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
   ) => Effect.Effect<LookupResult, MetadataStoreError>
 
   /**
-   * Atomically: write the record with its TTL (`ttlMs`), set its LRU score to now, register the namespace, drop
-   * expired and then least-recently-accessed entries beyond `maxEntries`, and release the lock if `token`
-   * matches. A record replaced by this one is not counted as evicted; its object key is in `obsolete`.
+   * Take the stampede lock of `hash` with `token` for `lockTtlMs` whether or not a record exists: true when the lock
+   * is now held under `token` (it was free, expired, or already held under `token`), false when another token holds
+   * it. For a writer that replaces a live record.
    */
-  readonly commit: (record: EntryRecord, options: CommitOptions) => Effect.Effect<CommitResult, MetadataStoreError>
+  readonly acquireLock: (namespace: string, hash: string, options: LockOptions) => Effect.Effect<
+    boolean,
+    MetadataStoreError
+  >
+
+  /**
+   * Extend the lock to `lockTtlMs` from now if, and only if, it is still held under `token`; false otherwise (it
+   * lapsed, was released, or was removed by an invalidation). Never takes a lock that is not held.
+   */
+  readonly renewLock: (namespace: string, hash: string, options: LockOptions) => Effect.Effect<
+    boolean,
+    MetadataStoreError
+  >
 
   /** Release the stampede lock of `hash` if, and only if, it is held under `token`. */
   readonly releaseLock: (namespace: string, hash: string, token: string) => Effect.Effect<void, MetadataStoreError>
+
+  /**
+   * Atomically, only while the lock of the record's hash is held under `token`: write the record with its TTL
+   * (`ttlMs`), set its LRU score to now, register the namespace, drop expired and then least-recently-accessed
+   * entries beyond `maxEntries`, and release the lock. A store may bound the work of one commit (Redis drops at most
+   * 100 expired entries and evicts at most 100 per commit; later commits go on), so an index never blocks it for long.
+   */
+  readonly commit: (record: EntryRecord, options: CommitOptions) => Effect.Effect<CommitResult, MetadataStoreError>
 
   /** Read live records without touching their LRU score; the result is aligned with `hashes`. */
   readonly getMany: (
@@ -146,8 +195,9 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
   ) => Effect.Effect<ReadonlyArray<Option.Option<EntryRecord>>, MetadataStoreError>
 
   /**
-   * Remove records; returns the object keys of the records that existed (and may include those of records that had
-   * expired but were still known), for the caller to delete.
+   * Invalidate entries: remove their records and their stampede locks (so a computation in flight cannot commit a
+   * value computed before the invalidation). Returns the object keys of the records that existed (and may include
+   * those of records that had expired but were still known), for the caller to delete.
    */
   readonly remove: (
     namespace: string,
@@ -155,12 +205,24 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
   ) => Effect.Effect<ReadonlyArray<string>, MetadataStoreError>
 
   /**
-   * Remove every record and lock of a namespace and forget the namespace; returns the object keys of the removed
-   * records. Other namespaces are untouched.
+   * Drop a bad entry: remove the record of `hash` if, and only if, it still names `objectKey` (`""` matches a record
+   * without one). A record written meanwhile by another writer survives. The lock is left alone. True when a record
+   * was removed.
    */
-  readonly removeNamespace: (namespace: string) => Effect.Effect<ReadonlyArray<string>, MetadataStoreError>
+  readonly removeIf: (
+    namespace: string,
+    hash: string,
+    objectKey: string
+  ) => Effect.Effect<boolean, MetadataStoreError>
 
-  /** The namespaces that have had a record committed and not been removed since. */
+  /**
+   * One bounded step of invalidating a whole namespace. Every step first removes every stampede lock of the
+   * namespace (computations in flight cannot commit afterwards), then up to a batch of records; the step that finds
+   * the namespace empty forgets it (`done`). Other namespaces are untouched. Call it until `done`.
+   */
+  readonly clearNamespace: (namespace: string) => Effect.Effect<ClearStep, MetadataStoreError>
+
+  /** The namespaces that have had a lock taken or a record committed, and not been cleared since. */
   readonly namespaces: Effect.Effect<ReadonlyArray<string>, MetadataStoreError>
 
   /** How many live entries a namespace holds. */

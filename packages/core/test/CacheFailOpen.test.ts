@@ -75,16 +75,41 @@ describe("fail-open: the metadata store", () => {
       assert.strictEqual((yield* cache.stats).errors, 1)
     }))
 
-  it.scoped("a failing commit: the value is returned, the uploaded object is removed, no orphan is left", () =>
+  // A commit that failed or timed out may still have happened (its answer was lost): deleting its object could leave
+  // a record pointing at nothing. The object stays; orphan cleanup removes it if no record references it.
+  it.scoped("a failing commit: the value is returned, the object is kept (the outcome is unknown) for orphan cleanup", () =>
     Effect.gen(function*() {
-      const { blobs, cache } = yield* makeHarness({ metadata: () => ({ commit: () => unavailable("commit") }) })
+      const { blobs, cache, metadata } = yield* makeHarness({
+        metadata: () => ({ commit: () => unavailable("commit") })
+      })
       assert.strictEqual(yield* cache.cached(Effect.succeed("v"), { key: "k" }), "v")
       yield* cache.flush
       const objects = yield* Stream.runCollect(blobs.list(""))
-      assert.strictEqual(objects.length, 0)
+      assert.strictEqual(objects.length, 1, "an unknown outcome is not a failure: the object is not deleted")
       const stats = yield* cache.stats
       assert.strictEqual(stats.writeFailures, 1)
       assert.strictEqual(stats.errors, 1)
+      // the lock is released: the commit's outcome is unknown, not the lock's
+      const hash = yield* cache.hashKey("k")
+      assert.strictEqual((yield* metadata.lookup("default", hash, { token: "t2", lockTtlMs: 1000 }))._tag, "Acquired")
+      yield* TestClock.adjust("2 hours")
+      const report = yield* cache.cleanupOrphanedObjects()
+      assert.strictEqual(report.deleted, 1)
+      assert.strictEqual((yield* Stream.runCollect(blobs.list(""))).length, 0)
+    }))
+
+  it.scoped("a commit the store refused (its lock was gone) wrote nothing: its object is deleted at once", () =>
+    Effect.gen(function*() {
+      const { blobs, cache } = yield* makeHarness({
+        metadata: () => ({ commit: () => Effect.succeed({ _tag: "LockLost" } as const) })
+      })
+      assert.strictEqual(yield* cache.cached(Effect.succeed("v"), { key: "k" }), "v")
+      yield* cache.flush
+      assert.strictEqual((yield* Stream.runCollect(blobs.list(""))).length, 0)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.writesSuperseded, 1)
+      assert.strictEqual(stats.writes, 0)
+      assert.strictEqual(stats.errors, 0, "a superseded write is not a failure")
     }))
 })
 
@@ -224,17 +249,21 @@ describe("fail-open: bad input and unencodable values", () => {
       assert.strictEqual((yield* metadata.lookup("default", hash, { token: "t", lockTtlMs: 1000 }))._tag, "Acquired")
     }))
 
-  it.scoped("a bare key handed to the service method is refused, not shared as the key undefined", () =>
+  it.scoped("a bare key handed to the service method is the key, never shared as the key undefined", () =>
     Effect.gen(function*() {
       const { cache } = yield* makeHarness()
       const a = counted("a")
       const b = counted("b")
-      assert.strictEqual(yield* cache.cached(a.effect, "key-a" as any), "a")
+      assert.strictEqual(yield* cache.cached(a.effect, "key-a"), "a")
+      assert.strictEqual(yield* cache.cached(b.effect, "key-b"), "b")
       yield* cache.flush
-      assert.strictEqual(yield* cache.cached(b.effect, "key-b" as any), "b")
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), "key-a"), "a")
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), "key-b"), "b")
+      const bare = yield* Effect.exit(cache.cached(Effect.succeed("u"), undefined as any))
+      assert.deepStrictEqual(bare, Exit.succeed("u"))
       const stats = yield* cache.stats
-      assert.strictEqual(stats.bypassed, 2)
-      assert.strictEqual(stats.writes, 0)
+      assert.strictEqual(stats.writes, 2)
+      assert.strictEqual(stats.bypassed, 1, "an undefined key is refused: the call runs uncached")
     }))
 
   it.scoped("the blob deadline grows with the payload at blobMinThroughput", () =>

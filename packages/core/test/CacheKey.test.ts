@@ -2,8 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as CacheKey from "../src/CacheKey.js"
 
+// `unknown`: the runtime checks what JavaScript callers (and `as any`) can pass, beyond what the type allows
 const hashOf = (key: unknown, namespace?: string) =>
-  Either.getOrThrow(CacheKey.hash(key, namespace === undefined ? {} : { namespace })).hash
+  Either.getOrThrow(CacheKey.hash(key as CacheKey.CacheKey, namespace === undefined ? {} : { namespace })).hash
 
 const errorOf = (either: Either.Either<unknown, { readonly reason: string; readonly message: string }>) => {
   assert.isTrue(Either.isLeft(either))
@@ -44,7 +45,8 @@ describe("CacheKey", () => {
       true,
       "true",
       null,
-      undefined,
+      [undefined],
+      [null],
       [1],
       ["1"],
       { a: 1 },
@@ -62,6 +64,37 @@ describe("CacheKey", () => {
     assert.strictEqual(hashes.size, keys.length)
     // strings inside structures are exact, not normalized
     assert.notStrictEqual(hashOf(["a  b"]), hashOf(["a b"]))
+    // a key that is undefined is a missing argument, not a key every such call would share
+    assert.strictEqual(errorOf(CacheKey.hash(undefined as any)).reason, "InvalidKey")
+  })
+
+  it("keeps white space inside quoted SQL literals exactly", () => {
+    const differ = [
+      ["SELECT * FROM t WHERE name = 'a  b'", "SELECT * FROM t WHERE name = 'a b'"],
+      ["SELECT * FROM t WHERE name = 'a\tb'", "SELECT * FROM t WHERE name = 'a b'"],
+      ["SELECT \"my  col\" FROM t", "SELECT \"my col\" FROM t"],
+      ["SELECT `my  col` FROM t", "SELECT `my col` FROM t"],
+      ["SELECT 'it''s  here'", "SELECT 'it''s here'"],
+      ["SELECT $$a  b$$", "SELECT $$a b$$"],
+      ["SELECT $fn$ x  'y'  $fn$", "SELECT $fn$ x 'y' $fn$"],
+      // a line comment ends at the line break: on one line, the rest of the query would be commented out
+      ["SELECT a -- note\nFROM t", "SELECT a -- note FROM t"],
+      ["SELECT a # note\nFROM t", "SELECT a # note FROM t"],
+      // unclear quoting: the rest is kept as it is
+      ["SELECT 'a\\'  ||  ' b'", "SELECT 'a\\' || ' b'"],
+      ["SELECT 'open  ended", "SELECT 'open ended"]
+    ] as const
+    for (const [a, b] of differ) assert.notStrictEqual(hashOf(a), hashOf(b), `${a} | ${b}`)
+    const same = [
+      ["SELECT *\n  FROM t\n WHERE name = 'a  b'  ", "SELECT * FROM t WHERE name = 'a  b'"],
+      ["SELECT 'x',\n\n   'y'", "SELECT 'x', 'y'"],
+      ["SELECT a -- note\n\n   FROM   t", "SELECT a -- note\nFROM t"],
+      ["SELECT $1,  $2  FROM t", "SELECT $1, $2 FROM t"],
+      ["SELECT 'it''s'  FROM   t", "SELECT 'it''s' FROM t"]
+    ] as const
+    for (const [a, b] of same) assert.strictEqual(hashOf(a), hashOf(b), `${a} | ${b}`)
+    assert.strictEqual(CacheKey.normalize("  SELECT 'a  b' ,\n \"c  d\"  "), "SELECT 'a  b' , \"c  d\"")
+    assert.strictEqual(CacheKey.normalize("SELECT a -- x  y \n\t FROM t"), "SELECT a -- x y\nFROM t")
   })
 
   it("uses toJSON for class instances and refuses what has no stable encoding", () => {
@@ -88,7 +121,7 @@ describe("CacheKey", () => {
         [{ nested: [{ f: () => 1 }] }, "function"]
       ] as const
     ) {
-      const error = errorOf(CacheKey.hash(key))
+      const error = errorOf(CacheKey.hash(key as any))
       assert.strictEqual(error.reason, "InvalidKey")
       assert.include(error.message, text)
     }
@@ -111,12 +144,22 @@ describe("CacheKey", () => {
 
   it("object keys parse back, temporary files included", () => {
     const hash = hashOf("k")
-    const key = CacheKey.objectKey("reports", hash, "w1")
-    assert.strictEqual(key, `reports/${hash.slice(0, 2)}/${hash}-w1`)
-    assert.deepStrictEqual(CacheKey.parseObjectKey(key), { namespace: "reports", hash, complete: true })
-    assert.deepStrictEqual(CacheKey.parseObjectKey(`${key}.tmp-abc`), { namespace: "reports", hash, complete: false })
-    assert.isUndefined(CacheKey.parseObjectKey("reports/zz/notahash-w1"))
-    assert.isUndefined(CacheKey.parseObjectKey(`reports/00/${hash}-w1`), "the shard must match the hash")
+    const storeId = "Store_id-1"
+    const key = CacheKey.objectKey(storeId, "reports", hash, "w1")
+    assert.strictEqual(key, `${storeId}/reports/${hash.slice(0, 2)}/${hash}-w1`)
+    assert.deepStrictEqual(CacheKey.parseObjectKey(key), { storeId, namespace: "reports", hash, complete: true })
+    assert.deepStrictEqual(CacheKey.parseObjectKey(`${key}.tmp-abc`), {
+      storeId,
+      namespace: "reports",
+      hash,
+      complete: false
+    })
+    assert.isUndefined(CacheKey.parseObjectKey(`${storeId}/reports/zz/notahash-w1`))
+    assert.isUndefined(CacheKey.parseObjectKey(`${storeId}/reports/00/${hash}-w1`), "the shard must match the hash")
+    assert.isUndefined(CacheKey.parseObjectKey(`reports/${hash.slice(0, 2)}/${hash}-w1`), "no store id")
+    assert.isUndefined(CacheKey.parseObjectKey(`short/reports/${hash.slice(0, 2)}/${hash}-w1`), "too short an id")
     assert.isUndefined(CacheKey.parseObjectKey("README.txt"))
+    assert.isTrue(CacheKey.isStoreId(storeId))
+    assert.isFalse(CacheKey.isStoreId("a/b-cdefgh"))
   })
 })

@@ -1,14 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
+import * as Tracer from "effect/Tracer"
 import { MetadataStoreError } from "../src/CacheError.js"
 import { BlobStore, Cache, CacheMetrics, MetadataStore } from "../src/index.js"
-import { makeHarness, uniqueName } from "./utils/harness.js"
+import { makeHarness, uniqueName, waitUntil } from "./utils/harness.js"
 
 interface Captured {
   readonly level: string
@@ -23,7 +26,66 @@ const capturing = <A, E, R>(effect: (logs: Array<Captured>) => Effect.Effect<A, 
   return effect(logs).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
 }
 
+/** A tracer that keeps every span it starts, for looking at their attributes. */
+const recordingTracer = Effect.map(Effect.tracer, (native) => {
+  const spans: Array<Tracer.Span> = []
+  const tracer = Tracer.make({
+    span: (...args) => {
+      const span = native.span(...args)
+      spans.push(span)
+      return span
+    },
+    context: (f, fiber) => native.context(f, fiber)
+  })
+  return { tracer, spans }
+})
+
 describe("observability", () => {
+  it.scoped("each caller's span says what it got: hit, miss, coalesced or bypass", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = yield* recordingTracer
+      yield* Effect.gen(function*() {
+        let failLookup = false
+        const { cache } = yield* makeHarness({
+          metadata: (store) => ({
+            lookup: (ns, hash, options) =>
+              failLookup
+                ? Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "lookup", description: "down" }))
+                : store.lookup(ns, hash, options)
+          })
+        })
+        const gate = yield* Deferred.make<void>()
+        const slow = Effect.as(Deferred.await(gate), "v")
+        const callers = yield* Effect.forkAll(Array.from({ length: 3 }, () => cache.cached(slow, { key: "k" })))
+        yield* waitUntil(Effect.map(cache.stats, (stats) => stats.coalesced === 2))
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(callers)
+        yield* cache.flush
+        yield* cache.cached(slow, { key: "k" })
+        failLookup = true
+        yield* cache.cached(slow, { key: "other" })
+      }).pipe(Effect.withTracer(tracer))
+      const results = spans.filter((span) => span.name === "Cache.cached").map((span) =>
+        span.attributes.get("s3cache.result")
+      )
+      assert.deepStrictEqual(results.slice(0, 3).sort(), ["coalesced", "coalesced", "miss"])
+      assert.deepStrictEqual(results.slice(3), ["hit", "bypass"])
+    }))
+
+  it.scoped("one warning per kind of bad input: an invalid TTL does not hide an invalid namespace", () =>
+    capturing((logs) =>
+      Effect.gen(function*() {
+        const { cache } = yield* makeHarness()
+        yield* cache.cached(Effect.succeed(1), { key: "k", ttl: 0 })
+        yield* cache.cached(Effect.succeed(1), { key: "k", ttl: -1 })
+        yield* cache.cached(Effect.succeed(1), { key: "k", namespace: "a:b" })
+        const warnings = logs.filter((log) => log.level === "WARN").map((log) => log.message)
+        assert.strictEqual(warnings.length, 2, warnings.join("\n"))
+        assert.include(warnings[0]!, "ttl")
+        assert.include(warnings[1]!, "InvalidNamespace")
+      })
+    ))
+
   it.scoped("every fail-open event is logged as a warning that says what happened and what the cache did", () =>
     capturing((logs) =>
       Effect.gen(function*() {

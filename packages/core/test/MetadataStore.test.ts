@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as MetadataStore from "../src/MetadataStore.js"
-import { freshNamespace, hashOf, makeRecord, metadataStoreSuite } from "./utils/MetadataStoreSuite.js"
+import { commitHeld, freshNamespace, hashOf, makeRecord, metadataStoreSuite } from "./utils/MetadataStoreSuite.js"
 
 metadataStoreSuite("MetadataStore.layerMemory (TestClock)", MetadataStore.layerMemory, { clock: "test" })
 
@@ -20,7 +20,7 @@ describe("MetadataStore.layerMemory", () => {
       const ns = yield* freshNamespace
       yield* TestClock.adjust(Duration.millis(5_000))
       const record = makeRecord(ns, hashOf("a"), { ttlMs: 1_000, createdAt: 0 })
-      yield* store.commit(record, { maxEntries: 10 })
+      yield* commitHeld(store, record, 10)
       yield* TestClock.adjust(Duration.millis(999))
       assert.deepStrictEqual(yield* store.getMany(ns, [record.hash]), [Option.some(record)])
       assert.strictEqual(yield* store.size(ns), 1)
@@ -47,12 +47,20 @@ describe("MetadataStore.layerMemory", () => {
       const store = yield* MetadataStore.MetadataStore
       const ns = yield* freshNamespace
       const [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map((label) => makeRecord(ns, hashOf(label)))
-      yield* store.commit(a!, { maxEntries: 3 })
-      yield* store.commit(b!, { maxEntries: 3 })
-      yield* store.commit(c!, { maxEntries: 3 })
+      yield* commitHeld(store, a!, 3)
+      yield* commitHeld(store, b!, 3)
+      yield* commitHeld(store, c!, 3)
       assert.strictEqual((yield* store.lookup(ns, a!.hash, lock))._tag, "Hit")
-      assert.deepStrictEqual(yield* store.commit(d!, { maxEntries: 3 }), { obsolete: [b!.objectKey], evicted: 1 })
-      assert.deepStrictEqual(yield* store.commit(e!, { maxEntries: 3 }), { obsolete: [c!.objectKey], evicted: 1 })
+      assert.deepStrictEqual(yield* commitHeld(store, d!, 3), {
+        _tag: "Committed",
+        obsolete: [b!.objectKey],
+        evicted: 1
+      })
+      assert.deepStrictEqual(yield* commitHeld(store, e!, 3), {
+        _tag: "Committed",
+        obsolete: [c!.objectKey],
+        evicted: 1
+      })
       assert.deepStrictEqual(yield* store.getMany(ns, [a!.hash, d!.hash, e!.hash]), [
         Option.some(a!),
         Option.some(d!),
@@ -67,32 +75,37 @@ describe("MetadataStore.layerMemory", () => {
       const a = makeRecord(ns, hashOf("a"), { ttlMs: 1_000 })
       const b = makeRecord(ns, hashOf("b"), { ttlMs: 2_000 })
       const c = makeRecord(ns, hashOf("c"), { ttlMs: 60_000 })
-      yield* store.commit(a, { maxEntries: 10 })
-      yield* store.commit(b, { maxEntries: 10 })
-      yield* store.commit(c, { maxEntries: 10 })
+      yield* commitHeld(store, a, 10)
+      yield* commitHeld(store, b, 10)
+      yield* commitHeld(store, c, 10)
       yield* TestClock.adjust(Duration.millis(1_500))
       const d = makeRecord(ns, hashOf("d"))
-      assert.deepStrictEqual(yield* store.commit(d, { maxEntries: 10 }), { obsolete: [a.objectKey], evicted: 0 })
+      assert.deepStrictEqual(yield* commitHeld(store, d, 10), {
+        _tag: "Committed",
+        obsolete: [a.objectKey],
+        evicted: 0
+      })
       yield* TestClock.adjust(Duration.millis(1_000))
       const e = makeRecord(ns, hashOf("e"))
-      assert.deepStrictEqual(yield* store.commit(e, { maxEntries: 2 }), {
+      assert.deepStrictEqual(yield* commitHeld(store, e, 2), {
+        _tag: "Committed",
         obsolete: [b.objectKey, c.objectKey],
         evicted: 1
       })
       assert.strictEqual(yield* store.size(ns), 2)
     }).pipe(Effect.provide(MetadataStore.layerMemory)))
 
-  it.effect("expired records still yield their object keys to remove and removeNamespace", () =>
+  it.effect("expired records still yield their object keys to remove and clearNamespace", () =>
     Effect.gen(function*() {
       const store = yield* MetadataStore.MetadataStore
       const ns = yield* freshNamespace
       const a = makeRecord(ns, hashOf("a"), { ttlMs: 1_000 })
       const b = makeRecord(ns, hashOf("b"), { ttlMs: 1_000 })
-      yield* store.commit(a, { maxEntries: 10 })
-      yield* store.commit(b, { maxEntries: 10 })
+      yield* commitHeld(store, a, 10)
+      yield* commitHeld(store, b, 10)
       yield* TestClock.adjust(Duration.millis(2_000))
       assert.deepStrictEqual(yield* store.remove(ns, [a.hash]), [a.objectKey])
-      assert.deepStrictEqual(yield* store.removeNamespace(ns), [b.objectKey])
+      assert.deepStrictEqual(yield* store.clearNamespace(ns), { done: true, objectKeys: [b.objectKey] })
     }).pipe(Effect.provide(MetadataStore.layerMemory)))
 
   it.effect("each build of the layer is a separate store", () =>
@@ -100,7 +113,7 @@ describe("MetadataStore.layerMemory", () => {
       const ns = yield* freshNamespace
       const record = makeRecord(ns, hashOf("a"))
       yield* MetadataStore.MetadataStore.pipe(
-        Effect.flatMap((store) => store.commit(record, { maxEntries: 10 })),
+        Effect.flatMap((store) => commitHeld(store, record, 10)),
         Effect.provide(MetadataStore.layerMemory)
       )
       const found = yield* MetadataStore.MetadataStore.pipe(
@@ -108,5 +121,12 @@ describe("MetadataStore.layerMemory", () => {
         Effect.provide(MetadataStore.layerMemory)
       )
       assert.deepStrictEqual(found, [Option.none()])
+      const ids = yield* Effect.all([
+        Effect.flatMap(MetadataStore.MetadataStore, (store) => store.id).pipe(
+          Effect.provide(MetadataStore.layerMemory)
+        ),
+        Effect.flatMap(MetadataStore.MetadataStore, (store) => store.id).pipe(Effect.provide(MetadataStore.layerMemory))
+      ])
+      assert.notStrictEqual(ids[0], ids[1], "a separate store has an id of its own")
     }))
 })

@@ -1,9 +1,13 @@
 /**
- * The cached call: key → single flight → lookup (hit, lock won, lock busy) → run → background persist.
+ * The cached call: key → single flight → lookup (hit, lock won, lock busy) → run → snapshot → background persist.
  *
  * Every cache step is fenced: a store error, a timeout, a corrupt or undecodable entry, even a defect in a store,
  * ends in the original effect running (fail-open). The steps that can fail all happen before the user's effect
  * starts or after it has delivered its value, so the effect runs at most once per call.
+ *
+ * The value is snapshotted (encoded into bytes the cache owns) when the effect completes, before any caller gets it:
+ * what is stored is the value as it was then, and callers that joined the computation each get a value of their own
+ * restored from the snapshot, so no caller's mutation reaches the store or another caller.
  *
  * @since 0.1.0
  */
@@ -12,54 +16,47 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import type * as Schema from "effect/Schema"
-import * as crypto from "node:crypto"
+import * as Scope from "effect/Scope"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import * as CacheConfig from "../CacheConfig.js"
-import type { MetadataStoreError } from "../CacheError.js"
-import { BlobStoreError, type CacheError, CacheInputError, type SerializationError } from "../CacheError.js"
+import { BlobStoreError, MetadataStoreError, type SerializationError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import { type EntryRecord, MetadataStore } from "../MetadataStore.js"
-import { type Format, Serializer } from "../Serializer.js"
+import { Serializer, type Snapshot } from "../Serializer.js"
 import * as fence from "./fence.js"
+import * as locks from "./locks.js"
 import * as maintenance from "./maintenance.js"
+import * as persistModule from "./persist.js"
+import * as plans from "./plan.js"
+import type { Plan } from "./plan.js"
+import { randomId } from "./random.js"
 import * as singleFlight from "./singleFlight.js"
-
-/** What one cached call is about, once its options are validated. */
-interface Plan {
-  readonly namespace: string
-  readonly hash: string
-  readonly preview: string
-  readonly ttl: Duration.Duration
-  readonly format: Format
-  readonly schema: Schema.Schema<any, any, never> | undefined
-}
 
 /** What the cache decided before the user's effect runs. */
 type Decision =
-  | { readonly _tag: "Hit"; readonly value: unknown }
-  | { readonly _tag: "Run"; readonly persist: boolean; readonly token: string | undefined }
+  | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot }
+  /** `lease`: the stampede lock is held, and the value will be stored; none: the call runs uncached */
+  | { readonly _tag: "Run"; readonly lease: locks.Lease | undefined }
 
-const run = (persist: boolean, token?: string): Decision => ({ _tag: "Run", persist, token })
-
-/** @internal */
-export interface CachedOptions {
-  readonly key: unknown
-  readonly namespace?: string | undefined
-  readonly ttl?: Duration.DurationInput | undefined
-  readonly format?: Format | undefined
-  readonly schema?: Schema.Schema<any, any, never> | undefined
+/** What one computation gives all the callers that share it. */
+interface Outcome {
+  readonly value: unknown
+  /** the value's bytes, from which joiners restore values of their own */
+  readonly snapshot: Snapshot | undefined
+  readonly result: "hit" | "miss" | "bypass"
 }
 
-/** @internal */
-export const randomId = (): string => crypto.randomBytes(12).toString("base64url")
+const uncached: Decision = { _tag: "Run", lease: undefined }
+
+/** Bad entries are dropped and looked up again this many times before the call runs uncached. */
+const badEntryRetries = 1
 
 /** @internal */
 export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
@@ -70,51 +67,64 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const scope = yield* Effect.scope
   const metrics = CacheMetrics.instruments(config.name)
   const waitMs = Duration.toMillis(config.stampedeLockTtl)
-  const leaseMs = Duration.toMillis(config.stampedeLockLease)
+  const guard = fence.make(config, metrics)
+  const { fenced, report, withMetadataDeadline } = guard
 
-  // Background writes live in the layer's scope. The drain finalizer is added after the FiberSet, so it runs first
-  // on close: pending writes get `shutdownTimeout` to finish before the set interrupts what is left.
+  // Closing runs these finalizers in the reverse order of their registration:
+  // 1. `closing`: calls made from now on run uncached;
+  // 2. the flight scope: computations in flight are interrupted (their callers get the interruption);
+  // 3. drain: pending writes get `shutdownTimeout` to finish (the rest are counted as abandoned);
+  // 4. the writes' FiberSet: what the drain left is interrupted;
+  // 5. every stampede lock still held is released, so a restarted process does not wait a lease for it;
+  // 6. releases still running, then housekeeping (lock renewals, delayed deletions), are interrupted.
+  const housekeeping = yield* FiberSet.make<unknown, unknown>()
+  const releases = yield* FiberSet.make<unknown, unknown>()
+  const lockSet = locks.make({ config, metadata, fence: guard, housekeeping, releases })
+  yield* Effect.addFinalizer(() =>
+    lockSet.releaseAll.pipe(Effect.timeoutOption(config.shutdownTimeout), Effect.interruptible, Effect.asVoid)
+  )
   const writes = yield* FiberSet.make<void, never>()
-  const writePermits = yield* Effect.makeSemaphore(config.writeConcurrency)
-  let pendingWrites = 0
-  yield* Effect.addFinalizer(() => drain(writes, config.shutdownTimeout))
-  const flights = singleFlight.make(scope)
-  // Background work is often forked from `onExit`, where fibers start uninterruptible: make it interruptible again,
-  // or closing the layer could not stop a write that hangs.
-  const background = (effect: Effect.Effect<void>): Effect.Effect<void> =>
-    Effect.asVoid(FiberSet.run(writes, Effect.interruptible(effect)))
-
-  const { fenced, report, withBlobDeadline, withMetadataDeadline } = fence.make(config, metrics)
-
-  const releaseLockInBackground = (plan: Plan, token: string | undefined): Effect.Effect<void> =>
-    token === undefined ? Effect.void : background(
-      fenced(
-        "releaseLock",
-        "the lock expires by itself after its lease (stampedeLockLease)",
-        withMetadataDeadline("releaseLock", metadata.releaseLock(plan.namespace, plan.hash, token)),
-        () => undefined
-      )
+  const storeId = yield* memoizeSuccess(
+    Effect.filterOrFail(
+      withMetadataDeadline("id", metadata.id),
+      CacheKey.isStoreId,
+      (id) =>
+        new MetadataStoreError({
+          reason: "Protocol",
+          method: "id",
+          description: `the store id ${JSON.stringify(id.slice(0, 80))} is not 8-64 characters of [A-Za-z0-9_-]`
+        })
     )
-
-  const deleteObjects = (operation: string, keys: ReadonlyArray<string>): Effect.Effect<void> =>
-    keys.length === 0 ? Effect.void : fenced(
-      operation,
-      "the objects stay as orphans until cleanupOrphanedObjects",
-      withBlobDeadline("delete", undefined, blobs.delete(keys)).pipe(
-        Effect.flatMap((result) =>
-          result.failed.length === 0
-            ? Effect.void
-            : Effect.logWarning(`s3cache: ${result.failed.length} objects could not be deleted; they stay as orphans`)
-        )
-      ),
-      () => undefined
-    )
+  )
+  const writer = yield* persistModule.make({
+    config,
+    metadata,
+    blobs,
+    serializer,
+    metrics,
+    fence: guard,
+    storeId,
+    writes,
+    housekeeping
+  })
+  yield* Effect.addFinalizer(() => writer.drain)
+  const flightScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+  const flights = singleFlight.make(flightScope)
+  let closing = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
 
   // -- read ---------------------------------------------------------------------------------------------------------
 
-  const read = (plan: Plan, record: EntryRecord): Effect.Effect<unknown, BlobStoreError | SerializationError> =>
-    withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
-      Effect.flatMap((bytes): Effect.Effect<unknown, BlobStoreError | SerializationError> =>
+  /** A record proves it belongs to the entry asked for: its hash, and the hash its object key carries. */
+  const belongs = (plan: Plan, record: EntryRecord): boolean => {
+    const parsed = CacheKey.parseObjectKey(record.objectKey)
+    return record.hash === plan.hash && record.namespace === plan.namespace && parsed !== undefined &&
+      parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
+  }
+
+  const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
+    guard.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
+      Effect.flatMap((bytes): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
         Option.isNone(bytes)
           ? new BlobStoreError({
             reason: "Protocol",
@@ -123,249 +133,242 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             description: "the entry's object does not exist (deleted, or lost)"
           })
           : Metric.incrementBy(metrics.bytesRead, bytes.value.length).pipe(
-            Effect.zipRight(serializer.decode(bytes.value, { ...record, schema: plan.schema }))
+            Effect.zipRight(serializer.unseal(bytes.value, { ...record, schema: plan.schema })),
+            Effect.flatMap((snapshot) =>
+              Effect.map(
+                serializer.restore(snapshot, { schema: plan.schema }),
+                (value): Decision => ({ _tag: "Hit", value, snapshot })
+              )
+            )
           )
       )
     )
 
-  /** Drop an entry that could not be read: record first, then object. */
-  const drop = (plan: Plan): Effect.Effect<void> =>
+  /**
+   * Drop a provably bad entry: the record, only if it still names the object judged bad (a record written meanwhile
+   * survives), then that object, unless it belongs to another entry (a record copied from another key). True when
+   * this call removed the record.
+   */
+  const drop = (plan: Plan, record: EntryRecord, deleteObject: boolean): Effect.Effect<boolean> =>
     fenced(
       "drop",
       "the bad entry stays until its TTL or until it is replaced",
-      withMetadataDeadline("remove", metadata.remove(plan.namespace, [plan.hash])).pipe(
-        Effect.flatMap((keys) => deleteObjects("drop", keys))
+      withMetadataDeadline("removeIf", metadata.removeIf(plan.namespace, plan.hash, record.objectKey)).pipe(
+        Effect.tap((removed) =>
+          removed && deleteObject ? writer.deleteObjects("drop", [record.objectKey]) : Effect.void
+        )
       ),
-      () => undefined
+      () => false
     )
 
   // -- decide -------------------------------------------------------------------------------------------------------
 
-  // A provably bad entry (its object is gone, its bytes fail the checksum or do not decode) is dropped and written
-  // again. A store that is slow or down proves nothing about the entry: it stays, and the call bypasses the cache
-  // rather than add a delete and a rewrite to a store that is already struggling.
-  const hitOrMiss = (plan: Plan, record: EntryRecord): Effect.Effect<Decision> =>
-    read(plan, record).pipe(
-      Effect.map((value): Decision => ({ _tag: "Hit", value })),
-      Effect.catchAllCause((cause): Effect.Effect<Decision> => {
-        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-        const failure = Option.getOrUndefined(Cause.failureOption(cause))
-        const badEntry = failure !== undefined &&
-          (failure._tag === "SerializationError" || failure.reason === "Protocol")
-        return badEntry
-          ? report("read", "the entry is dropped and the effect runs", cause).pipe(
-            Effect.zipRight(drop(plan)),
-            Effect.as(run(true))
-          )
-          : Effect.as(report("read", "the effect runs uncached; the entry is kept", cause), run(false))
-      })
-    )
-
-  /** Read the record, or take (or renew) the lock under `token` for one lease. */
-  const lookup = (plan: Plan, token: string) =>
-    withMetadataDeadline("lookup", metadata.lookup(plan.namespace, plan.hash, { token, lockTtlMs: leaseMs }))
-
   const decide = (plan: Plan): Effect.Effect<Decision> => {
     const token = randomId()
-    const loop = (deadline: number, attempt: number): Effect.Effect<Decision, MetadataStoreError> =>
-      Effect.flatMap(lookup(plan, token), (result) => {
+
+    // A provably bad entry (not its key's, its object gone, its bytes failing the checksum or not decoding) is
+    // dropped and looked up again, which takes the lock to write it anew. A store that is slow or down proves nothing
+    // about the entry: it stays, and the call bypasses the cache rather than add a delete and a rewrite to a store
+    // that is already struggling.
+    const onHit = (
+      record: EntryRecord,
+      retries: number,
+      again: Effect.Effect<Decision, unknown>
+    ): Effect.Effect<Decision, unknown> => {
+      if (!belongs(plan, record)) {
+        return report(
+          "read",
+          "the record belongs to another entry: it is dropped and the effect runs",
+          Cause.fail(
+            new BlobStoreError({
+              reason: "Protocol",
+              method: "get",
+              key: record.objectKey,
+              description: `the record found under ${plan.hash.slice(0, 12)}… names ${record.objectKey}`
+            })
+          )
+        ).pipe(
+          Effect.zipRight(drop(plan, record, false)),
+          Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
+        )
+      }
+      return read(plan, record).pipe(
+        Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
+          if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+          const failure = Option.getOrUndefined(Cause.failureOption(cause))
+          const badEntry = failure !== undefined &&
+            (failure._tag === "SerializationError" || failure.reason === "Protocol")
+          if (!badEntry) {
+            return Effect.as(report("read", "the effect runs uncached; the entry is kept", cause), uncached)
+          }
+          const missing = failure._tag === "BlobStoreError"
+          return Effect.flatMap(drop(plan, record, true), (removed) =>
+            // An object missing under a record that was replaced or removed meanwhile is a race with a writer or an
+            // invalidation, not damage: look again without a warning.
+            (missing && !removed
+              ? Effect.logDebug("s3cache: the entry changed while it was read; looking it up again")
+              : report("read", "the entry is dropped and the effect runs", cause)).pipe(
+                Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
+              ))
+        })
+      )
+    }
+
+    const loop = (deadline: number, attempt: number, retries: number): Effect.Effect<Decision, unknown> =>
+      Effect.flatMap(lockSet.lookup(plan, token), (result) => {
         switch (result._tag) {
           case "Hit":
-            return hitOrMiss(plan, result.record)
+            return onHit(result.record, retries, Effect.suspend(() => loop(deadline, attempt, retries - 1)))
           case "Acquired":
-            return Effect.succeed(run(true, token))
+            return Effect.map(lockSet.hold(plan, token), (lease): Decision => ({ _tag: "Run", lease }))
           case "Busy":
             return Effect.flatMap(Clock.currentTimeMillis, (now) =>
               now >= deadline
                 ? Effect.as(
-                  Effect.logWarning("s3cache: waited stampedeLockTtl for another process's result; running the effect"),
-                  run(true)
+                  Effect.logWarning(
+                    "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
+                  ),
+                  uncached
                 )
-                : Effect.zipRight(Effect.sleep(pollDelay(attempt, deadline - now)), loop(deadline, attempt + 1)))
+                : Effect.zipRight(
+                  Effect.sleep(pollDelay(attempt, deadline - now)),
+                  loop(deadline, attempt + 1, retries)
+                ))
         }
       })
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0)).pipe(
-      (effect) => fenced("lookup", "the effect runs uncached", effect, () => run(false)),
+
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries)).pipe(
+      (effect) => fenced("lookup", "the effect runs uncached", effect, () => uncached),
       Effect.tap((decision) =>
-        decision._tag === "Run" && !decision.persist ? Metric.increment(metrics.bypassed) : Effect.void
+        decision._tag === "Run" && decision.lease === undefined ? Metric.increment(metrics.bypassed) : Effect.void
       )
     )
   }
 
-  /**
-   * Run `effect` while renewing the stampede lock every third of a lease, so other processes keep waiting for a long
-   * computation, yet a process that dies blocks the key for one lease at most. Renewal stops when the lock is lost.
-   */
-  const holdingLock = <A, E, R>(plan: Plan, token: string | undefined, effect: Effect.Effect<A, E, R>) => {
-    if (token === undefined) return effect
-    const renew: Effect.Effect<void> = Effect.sleep(Duration.millis(leaseMs / 3)).pipe(
-      Effect.zipRight(lookup(plan, token)),
-      Effect.flatMap((result) => result._tag === "Acquired" ? renew : Effect.void),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.logDebug("s3cache: could not renew a stampede lock; it expires after its lease", cause)
-      )
-    )
-    return Effect.flatMap(Effect.fork(renew), (renewal) => Effect.ensuring(effect, Fiber.interrupt(renewal)))
-  }
+  // -- the computation all concurrent callers of one key share -------------------------------------------------------
 
-  // -- persist ------------------------------------------------------------------------------------------------------
+  /** The value's bytes, for the write and for joiners; on failure, why not. */
+  const snapshotOf = (plan: Plan, value: unknown) =>
+    Effect.either(serializer.snapshot(value, { format: plan.format, schema: plan.schema }))
 
-  const write = (plan: Plan, value: unknown, token: string | undefined): Effect.Effect<void> =>
+  const completeMiss = (
+    plan: Plan,
+    lease: locks.Lease | undefined,
+    value: unknown,
+    shared: () => boolean
+  ): Effect.Effect<Outcome> =>
     Effect.gen(function*() {
-      const encoded = yield* serializer.encode(value, {
-        format: plan.format,
-        compression: config.compression,
-        schema: plan.schema
-      })
-      const objectKey = CacheKey.objectKey(plan.namespace, plan.hash, randomId())
-      yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, encoded.bytes), encoded.bytes.length)
-      const now = yield* Clock.currentTimeMillis
-      const record: EntryRecord = {
-        hash: plan.hash,
-        namespace: plan.namespace,
-        objectKey,
-        format: encoded.format,
-        compression: encoded.compression,
-        rawSize: encoded.rawSize,
-        storedSize: encoded.bytes.length,
-        checksum: encoded.checksum,
-        createdAt: now,
-        ttlMs: Duration.toMillis(plan.ttl),
-        codecVersion: encoded.codecVersion,
-        keyPreview: plan.preview
+      if (lease === undefined || writer.full()) {
+        // nothing to store (uncached, or the write queue is full): a snapshot only for callers that share the value
+        const snapshot = shared() ? Either.getOrUndefined(yield* snapshotOf(plan, value)) : undefined
+        if (lease !== undefined) yield* writer.dropped(lease)
+        return { value, snapshot, result: lease === undefined ? "bypass" : "miss" }
       }
-      const committed = yield* withMetadataDeadline(
-        "commit",
-        metadata.commit(record, { token, maxEntries: config.maxCacheEntries })
-      ).pipe(
-        // no record points at the object: remove it now rather than leave it for orphan cleanup
-        Effect.tapError(() => deleteObjects("persist", [objectKey]))
-      )
-      yield* Metric.increment(metrics.writes)
-      yield* Metric.incrementBy(metrics.bytesWritten, encoded.bytes.length)
-      yield* Metric.incrementBy(metrics.evictions, committed.evicted)
-      yield* deleteObjects("persist", committed.obsolete)
-    }).pipe(
-      (effect) =>
-        fenced(
-          "persist",
-          "the value was returned but not stored",
-          Effect.tapErrorCause(
-            effect,
-            () => Effect.zipRight(Metric.increment(metrics.writeFailures), releaseLockInBackground(plan, token))
-          ),
-          () => undefined
-        ),
-      Effect.withSpan("Cache.persist", {
-        attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash }
-      })
-    )
-  const persist = (plan: Plan, value: unknown, token: string | undefined): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (pendingWrites >= config.maxPendingWrites) {
-        return Metric.increment(metrics.writesDropped).pipe(
-          Effect.zipRight(Effect.logWarning("s3cache: write queue full (maxPendingWrites); the value is not stored")),
-          Effect.zipRight(releaseLockInBackground(plan, token))
-        )
+      const snapshot = yield* snapshotOf(plan, value)
+      if (Either.isLeft(snapshot)) {
+        yield* Metric.increment(metrics.writeFailures)
+        yield* report("persist", "the value was returned but not stored", Cause.fail(snapshot.left))
+        yield* lease.end(false)
+        return { value, snapshot: undefined, result: "miss" }
       }
-      pendingWrites++
-      return Metric.set(metrics.pendingWrites, pendingWrites).pipe(
-        Effect.zipRight(background(
-          writePermits.withPermits(1)(write(plan, value, token)).pipe(
-            Effect.onExit(() => Effect.suspend(() => Metric.set(metrics.pendingWrites, --pendingWrites)))
-          )
-        ))
-      )
+      yield* writer.persist(plan, snapshot.right, lease)
+      return { value, snapshot: snapshot.right, result: "miss" }
     })
 
-  // -- the cached call ----------------------------------------------------------------------------------------------
-
-  const planOf = (options: CachedOptions): Either.Either<Plan, CacheError> => {
-    const method = "Cache.cached"
-    if (typeof options !== "object" || options === null) {
-      // a JavaScript caller (or an `as any`) handing a bare key to the service method, where every such call would
-      // otherwise share the entry of the key `undefined`
-      return Either.left(
-        new CacheInputError({
-          reason: "InvalidKey",
-          method,
-          description: "the service's cached takes options ({ key, … }); for a bare key use Cache.cached(effect, key)"
-        })
-      )
-    }
-    const namespace = options.namespace ?? config.namespace
-    return Either.flatMap(
-      CacheKey.hash(options.key, { namespace, version: config.keyVersion }, method),
-      ({ hash, preview }) =>
-        Either.map(
-          options.ttl === undefined
-            ? Either.right(config.defaultTtl)
-            : CacheConfig.positiveDuration(options.ttl, "ttl", method, "InvalidTtl"),
-          (ttl): Plan => ({
-            namespace,
-            hash,
-            preview,
-            ttl,
-            format: options.format ?? config.serializationFormat,
-            schema: options.schema
-          })
-        )
-    )
-  }
-
-  /** The computation all concurrent callers of one key share. */
-  const compute = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  const compute = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, shared: () => boolean) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
-    Effect.flatMap(Clock.currentTimeNanos, (start) =>
-      Effect.flatMap(decide(plan), (decision) => {
-        const elapsed = Effect.map(Clock.currentTimeNanos, (now) => Number(now - start) / 1e6)
+    Effect.flatMap(Clock.currentTimeNanos, (start) => {
+      const elapsed = Effect.map(Clock.currentTimeNanos, (now) => Number(now - start) / 1e6)
+      return Effect.flatMap(decide(plan), (decision): Effect.Effect<Outcome, E, R> => {
         if (decision._tag === "Hit") {
           return Effect.flatMap(elapsed, (ms) =>
             Metric.increment(metrics.hits).pipe(
               Effect.zipRight(Metric.update(metrics.hitLatency, ms)),
-              Effect.zipRight(Effect.annotateCurrentSpan("s3cache.result", "hit")),
-              Effect.as(decision.value as A)
+              Effect.as({ value: decision.value, snapshot: decision.snapshot, result: "hit" as const })
             ))
         }
-        return holdingLock(plan, decision.token, effect).pipe(
-          Effect.onExit((exit) =>
-            Exit.isSuccess(exit)
-              ? Effect.flatMap(elapsed, (ms) =>
-                Metric.increment(metrics.misses).pipe(
-                  Effect.zipRight(Metric.update(metrics.missLatency, ms)),
-                  Effect.zipRight(Effect.annotateCurrentSpan("s3cache.result", decision.persist ? "miss" : "bypass")),
-                  Effect.zipRight(decision.persist ? persist(plan, exit.value, decision.token) : Effect.void)
-                ))
+        const { lease } = decision
+        // From the effect's end to the queued write nothing may interrupt: a lease left running would renew its
+        // lock until the cache closes.
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+            if (Exit.isFailure(exit)) {
               // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
-              : releaseLockInBackground(plan, decision.token)
-          )
-        )
-      }))
-
-  const cached = <A, E, R>(effect: Effect.Effect<A, E, R>, options: CachedOptions): Effect.Effect<A, E, R> =>
-    Either.match(planOf(options), {
-      onLeft: (error) =>
-        report("cached", "the effect runs uncached", Cause.fail(error)).pipe(
-          Effect.zipRight(Metric.increment(metrics.bypassed)),
-          Effect.zipRight(Metric.increment(metrics.misses)),
-          Effect.zipRight(effect)
-        ),
-      onRight: (plan) =>
-        flights.run(plan.hash, compute(plan, effect), Metric.increment(metrics.coalesced)).pipe(
-          Effect.withSpan("Cache.cached", {
-            attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash }
+              return Effect.zipRight(lease === undefined ? Effect.void : lease.end(false), Effect.failCause(exit.cause))
+            }
+            return Effect.flatMap(elapsed, (ms) =>
+              Metric.increment(metrics.misses).pipe(
+                Effect.zipRight(Metric.update(metrics.missLatency, ms)),
+                Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
+              ))
           })
         )
+      })
+    })
+
+  /** A joiner's own value: restored from the snapshot, or the shared value when there is none. */
+  const valueFor = (plan: Plan, outcome: Outcome, joined: boolean): Effect.Effect<unknown> =>
+    !joined || outcome.snapshot === undefined
+      ? Effect.succeed(outcome.value)
+      : serializer.restore(outcome.snapshot, { schema: plan.schema }).pipe(
+        Effect.catchAll((error) =>
+          Effect.as(
+            Effect.logDebug("s3cache: could not restore a shared value; handing out the value itself", error),
+            outcome.value
+          )
+        )
+      )
+
+  const cached: Service["cached"] = <A, E, R>(effect: Effect.Effect<A, E, R>, options: unknown) =>
+    Effect.suspend(() => {
+      if (closing) {
+        // the cache is closing: nothing may be left behind, so the effect runs uncached
+        return Metric.increment(metrics.bypassed).pipe(
+          Effect.zipRight(Metric.increment(metrics.misses)),
+          Effect.zipRight(effect)
+        )
+      }
+      return Either.match(plans.make(config, options, "Cache.cached"), {
+        onLeft: (error) =>
+          report("cached", "the effect runs uncached", Cause.fail(error)).pipe(
+            Effect.zipRight(Metric.increment(metrics.bypassed)),
+            Effect.zipRight(Metric.increment(metrics.misses)),
+            Effect.zipRight(effect)
+          ),
+        onRight: (plan) =>
+          flights.run(
+            plan.hash,
+            plan.namespace,
+            (shared) => compute(plan, effect, shared),
+            Metric.increment(metrics.coalesced)
+          ).pipe(
+            Effect.flatMap(({ joined, value: outcome }) =>
+              Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
+                Effect.zipRight(valueFor(plan, outcome, joined))
+              )
+            ),
+            Effect.withSpan("Cache.cached", {
+              attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash }
+            })
+          ) as Effect.Effect<A, E, R>
+      })
     })
 
   const service: Service = {
     config,
     cached,
-    ...maintenance.make({ config, metadata, blobs, withMetadataDeadline, withBlobDeadline, deleteObjects }),
+    ...maintenance.make({
+      config,
+      metadata,
+      blobs,
+      storeId,
+      flights,
+      fence: guard,
+      deleteObjects: writer.deleteObjects
+    }),
     stats: CacheMetrics.stats(metrics),
-    flush: FiberSet.awaitEmpty(writes),
+    // a failed write releases its lock after it: wait for that too, so a flushed cache holds no stale lock
+    flush: Effect.zipRight(writer.flush, FiberSet.awaitEmpty(releases)),
     inFlight: Effect.sync(flights.size)
   }
   return service
@@ -377,20 +380,13 @@ const pollDelay = (attempt: number, remainingMs: number): Duration.Duration => {
   return Duration.millis(Math.max(1, Math.min(remainingMs, base / 2 + Math.random() * base / 2)))
 }
 
-const drain = (writes: FiberSet.FiberSet<void, never>, timeout: Duration.Duration) =>
-  Effect.flatMap(
-    FiberSet.size(writes),
-    (pending) =>
-      pending === 0 ? Effect.void : Effect.logDebug(`s3cache: waiting for ${pending} background writes`).pipe(
-        // finalizers run uninterruptibly: without `interruptible` the timeout could never stop the wait
-        Effect.zipRight(Effect.timeoutOption(Effect.interruptible(FiberSet.awaitEmpty(writes)), timeout)),
-        Effect.flatMap(Option.match({
-          onSome: () => Effect.void,
-          onNone: () =>
-            Effect.flatMap(FiberSet.size(writes), (left) =>
-              Effect.logWarning(
-                `s3cache: ${left} background writes did not finish within shutdownTimeout and are interrupted`
-              ))
-        }))
-      )
-  )
+/** `effect`, run once successfully and remembered; a failure is not remembered, so the next call tries again. */
+const memoizeSuccess = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Effect.Effect<A, E>> =>
+  Effect.sync(() => {
+    let value: Option.Option<A> = Option.none()
+    return Effect.suspend(() =>
+      Option.isSome(value)
+        ? Effect.succeed(value.value)
+        : Effect.tap(effect, (a) => Effect.sync(() => (value = Option.some(a))))
+    )
+  })

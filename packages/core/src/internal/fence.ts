@@ -59,19 +59,21 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
       })
     )
 
-  // When a store is down every call fails the same way: one warning per operation and window says so, the rest are
-  // logged at debug level and counted, and the next warning tells how many there were.
+  // When a store is down every call fails the same way: one warning per operation, kind of failure and window says
+  // so, the rest are logged at debug level and counted, and the next warning tells how many there were. The kind is
+  // part of the window's key, so one failure (an invalid TTL) never hides another (an invalid namespace).
   const windows = new Map<string, { start: number; suppressed: number }>()
   const report: Fence["report"] = (operation, consequence, cause) =>
     Effect.zipRight(
       Metric.increment(metrics.errors),
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const window = windows.get(operation)
+        const key = `${operation}\u0000${kindOf(cause)}`
+        const window = windows.get(key)
         const message = `s3cache: ${operation} failed; ${consequence}: ${describe(cause)}`
         const log = (window === undefined || now - window.start >= warningWindowMs)
           ? Effect.suspend(() => {
             const suppressed = window?.suppressed ?? 0
-            windows.set(operation, { start: now, suppressed: 0 })
+            windows.set(key, { start: now, suppressed: 0 })
             return Effect.logWarning(
               suppressed === 0 ? message : `${message} (and ${suppressed} more ${operation} failures before it)`,
               cause
@@ -110,6 +112,17 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
 }
 
 const warningWindowMs = 5000
+
+/** The kind of a failure, for the warning windows: the error's tag and reason, or "defect". */
+const kindOf = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isNone(failure)) return "defect"
+  const error = failure.value
+  if (typeof error !== "object" || error === null) return typeof error
+  const tag = (error as { readonly _tag?: unknown })._tag
+  const reason = (error as { readonly reason?: unknown }).reason
+  return `${String(tag)}:${String(reason)}`
+}
 
 const describe = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)

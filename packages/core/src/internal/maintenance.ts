@@ -12,16 +12,22 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as BlobStore from "../BlobStore.js"
 import type { CleanupOptions, CleanupReport, Service } from "../Cache.js"
-import type * as CacheConfig from "../CacheConfig.js"
-import { CacheInputError } from "../CacheError.js"
+import * as CacheConfig from "../CacheConfig.js"
+import { CacheInputError, type MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type * as MetadataStore from "../MetadataStore.js"
 import type * as fence from "./fence.js"
+import type { SingleFlight } from "./singleFlight.js"
 
-interface Dependencies extends Pick<fence.Fence, "withMetadataDeadline" | "withBlobDeadline"> {
+interface Dependencies {
   readonly config: CacheConfig.Resolved
   readonly metadata: MetadataStore.MetadataStore["Type"]
   readonly blobs: BlobStore.BlobStore["Type"]
+  readonly fence: Pick<fence.Fence, "withMetadataDeadline" | "withBlobDeadline">
+  /** the id of the metadata store, which starts every object key this cache writes */
+  readonly storeId: Effect.Effect<string, MetadataStoreError>
+  /** the computations in flight in this process, forgotten by an invalidation */
+  readonly flights: Pick<SingleFlight, "detach">
   /** deletes objects, logging (not raising) failures: a record already gone makes them orphans, not errors */
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
 }
@@ -32,18 +38,30 @@ export const defaultGraceAge: Duration.Duration = Duration.hours(1)
 /** @internal */
 export const defaultBatchSize = 500
 
-/** @internal */
+/** Steps of `clearNamespace` before giving up: at 500 records a step, half a billion records. */
+const maxClearSteps = 1_000_000
+
+/**
+ * Invalidation wins: the store removes the records and the stampede locks (a computation in flight elsewhere then
+ * cannot commit), and this process forgets its own computations in flight, so a call made after an invalidation
+ * returns never joins one that started before it.
+ *
+ * @internal
+ */
 export const make = (
-  { blobs, config, deleteObjects, metadata, withBlobDeadline, withMetadataDeadline }: Dependencies
+  { blobs, config, deleteObjects, fence, flights, metadata, storeId }: Dependencies
 ): Pick<
   Service,
   "invalidate" | "invalidateKey" | "invalidateNamespace" | "clear" | "cleanupOrphanedObjects" | "hashKey"
 > => {
+  const { withBlobDeadline, withMetadataDeadline } = fence
+
   const namespaceOf = (namespace: string | undefined, method: string) =>
     CacheKey.validateNamespace(namespace ?? config.namespace, method)
 
-  const removeIn = (namespace: string, hashes: ReadonlyArray<string>, method: string) =>
-    withMetadataDeadline("remove", metadata.remove(namespace, hashes)).pipe(
+  const removeIn = (namespace: string, hash: string, method: string) =>
+    withMetadataDeadline("remove", metadata.remove(namespace, [hash])).pipe(
+      Effect.tap(() => Effect.sync(() => flights.detach(namespace, hash))),
       Effect.tap((keys) => deleteObjects(method, keys)),
       Effect.map((keys) => keys.length)
     )
@@ -56,19 +74,19 @@ export const make = (
 
   const invalidate: Service["invalidate"] = (hash, options) =>
     Effect.gen(function*() {
-      if (!CacheKey.isHash(hash)) {
+      if (typeof hash !== "string" || !CacheKey.isHash(hash)) {
         return yield* new CacheInputError({
           reason: "InvalidKey",
           method: "Cache.invalidate",
-          description: `${JSON.stringify(hash.slice(0, 80))} is not an entry hash (64 lowercase hex characters); ` +
-            "use Cache.hashKey to compute one, or Cache.invalidateKey with the key itself"
+          description: `${JSON.stringify(String(hash).slice(0, 80))} is not an entry hash (64 lowercase hex ` +
+            "characters); use Cache.hashKey to compute one, or Cache.invalidateKey with the key itself"
         })
       }
       const namespaces = options?.namespace !== undefined
         ? [yield* namespaceOf(options.namespace, "Cache.invalidate")]
         : yield* withMetadataDeadline("namespaces", metadata.namespaces)
       let removed = 0
-      for (const namespace of namespaces) removed += yield* removeIn(namespace, [hash], "invalidate")
+      for (const namespace of namespaces) removed += yield* removeIn(namespace, hash, "invalidate")
       return removed > 0
     }).pipe(Effect.withSpan("Cache.invalidate"))
 
@@ -76,15 +94,24 @@ export const make = (
     Effect.gen(function*() {
       const namespace = yield* namespaceOf(options?.namespace, "Cache.invalidateKey")
       const { hash } = yield* CacheKey.hash(key, { namespace, version: config.keyVersion }, "Cache.invalidateKey")
-      return (yield* removeIn(namespace, [hash], "invalidateKey")) > 0
+      return (yield* removeIn(namespace, hash, "invalidateKey")) > 0
     }).pipe(Effect.withSpan("Cache.invalidateKey"))
 
+  // Step by step, each under its own deadline, and each step's objects deleted before the next: a namespace of any
+  // size is cleared, and a failure midway leaves no record pointing at a deleted object.
   const invalidateNamespace: Service["invalidateNamespace"] = (namespace) =>
     Effect.gen(function*() {
       const valid = yield* CacheKey.validateNamespace(namespace, "Cache.invalidateNamespace")
-      const keys = yield* withMetadataDeadline("removeNamespace", metadata.removeNamespace(valid))
-      yield* deleteObjects("invalidateNamespace", keys)
-      return keys.length
+      let removed = 0
+      for (let step = 0; step < maxClearSteps; step++) {
+        const { done, objectKeys } = yield* withMetadataDeadline("clearNamespace", metadata.clearNamespace(valid))
+        if (step === 0) flights.detach(valid)
+        yield* deleteObjects("invalidateNamespace", objectKeys)
+        removed += objectKeys.length
+        if (done) break
+      }
+      flights.detach(valid)
+      return removed
     }).pipe(Effect.withSpan("Cache.invalidateNamespace", { attributes: { "s3cache.namespace": namespace } }))
 
   const clear: Service["clear"] = Effect.gen(function*() {
@@ -92,6 +119,7 @@ export const make = (
     for (const namespace of yield* withMetadataDeadline("namespaces", metadata.namespaces)) {
       removed += yield* invalidateNamespace(namespace)
     }
+    flights.detach(undefined)
     return removed
   }).pipe(Effect.withSpan("Cache.clear"))
 
@@ -99,17 +127,9 @@ export const make = (
     Effect.gen(function*() {
       const method = "Cache.cleanupOrphanedObjects"
       const graceMs = Duration.toMillis(
-        yield* options?.olderThan === undefined
-          ? Effect.succeed(defaultGraceAge)
-          : Option.match(Duration.decodeUnknown(options.olderThan), {
-            onNone: () =>
-              new CacheInputError({
-                reason: "InvalidOption",
-                method,
-                description: `olderThan must be a duration (got ${String(options.olderThan)})`
-              }),
-            onSome: Effect.succeed
-          })
+        options?.olderThan === undefined
+          ? defaultGraceAge
+          : yield* CacheConfig.nonNegativeDuration(options.olderThan, "olderThan", method)
       )
       const batchSize = options?.batchSize ?? defaultBatchSize
       if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 1000) {
@@ -120,6 +140,9 @@ export const make = (
         })
       }
       const dryRun = options?.dryRun ?? false
+      // only the objects this cache's metadata store can vouch for: another deployment's objects under the same bucket
+      // prefix or folder have no record here, and are not ours to judge
+      const owner = yield* storeId
       const cutoff = (yield* Clock.currentTimeMillis) - graceMs
       const initial: CleanupReport = {
         dryRun,
@@ -131,13 +154,21 @@ export const make = (
         deleted: 0,
         failed: 0
       }
-      return yield* blobs.list("").pipe(
+      return yield* blobs.list(`${owner}/`).pipe(
         Stream.grouped(batchSize),
-        Stream.runFoldEffect(initial, (report, chunk) => cleanBatch(report, Chunk.toReadonlyArray(chunk), cutoff))
+        Stream.runFoldEffect(
+          initial,
+          (report, chunk) => cleanBatch(report, Chunk.toReadonlyArray(chunk), cutoff, owner)
+        )
       )
     }).pipe(Effect.withSpan("Cache.cleanupOrphanedObjects"))
 
-  const cleanBatch = (report: CleanupReport, objects: ReadonlyArray<BlobStore.BlobInfo>, cutoff: number) =>
+  const cleanBatch = (
+    report: CleanupReport,
+    objects: ReadonlyArray<BlobStore.BlobInfo>,
+    cutoff: number,
+    owner: string
+  ) =>
     Effect.gen(function*() {
       let { foreign, referenced, tooYoung } = report
       // candidates by namespace: hash → object keys
@@ -150,7 +181,7 @@ export const make = (
           continue
         }
         const parsed = CacheKey.parseObjectKey(object.key)
-        if (parsed === undefined) {
+        if (parsed === undefined || parsed.storeId !== owner) {
           foreign++
         } else if (!parsed.complete) {
           orphans.push(object.key)
@@ -188,3 +219,26 @@ export const make = (
 
   return { invalidate, invalidateKey, invalidateNamespace, clear, cleanupOrphanedObjects, hashKey }
 }
+
+/**
+ * Delete every object written under `metadata`'s id: the embedded layer's last act, when its records die with it.
+ * Bounded: a folder that cannot be listed or emptied within a minute is left as it is.
+ *
+ * @internal
+ */
+export const purge = (
+  metadata: MetadataStore.MetadataStore["Type"],
+  blobs: BlobStore.BlobStore["Type"]
+): Effect.Effect<void> =>
+  Effect.flatMap(metadata.id, (id) =>
+    blobs.list(`${id}/`).pipe(
+      Stream.map((info) => info.key),
+      Stream.grouped(1000),
+      Stream.runForEach((keys) => blobs.delete(Chunk.toReadonlyArray(keys)))
+    )).pipe(
+      Effect.timeout(Duration.minutes(1)),
+      Effect.catchAllCause((cause) =>
+        Effect.logWarning("s3cache: could not delete the embedded cache's objects; they stay in its folder", cause)
+      ),
+      Effect.interruptible
+    )

@@ -5,6 +5,10 @@
  * the first caller leaving (interrupted, timed out) does not cancel the work others wait for. It is interrupted
  * only when every waiter is gone, and when the cache's scope closes.
  *
+ * The callers wait on a deferred that the computation's fiber completes through an observer of its exit, not through
+ * a finalizer inside the computation: a fiber interrupted before its first step (forked into a scope that is
+ * closing) never runs its finalizers, and its callers, and every later caller of the key, would wait forever.
+ *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
@@ -15,20 +19,41 @@ import type * as Scope from "effect/Scope"
 
 interface InFlight {
   readonly deferred: Deferred.Deferred<any, any>
+  readonly namespace: string
   waiters: number
+  /** some caller joined: the computation's value is shared */
+  joined: boolean
   fiber: Fiber.RuntimeFiber<any, any> | undefined
+}
+
+/**
+ * What one caller gets: the computation's value, and whether the caller joined a computation another caller had
+ * started (then the value is shared, and a caller that must not share it makes its own copy).
+ *
+ * @internal
+ */
+export interface Joined<A> {
+  readonly value: A
+  readonly joined: boolean
 }
 
 /** @internal */
 export interface SingleFlight {
   /**
-   * Run `effect` under `key`, or join the run already in flight; `onJoin` runs for callers that join.
+   * Run `make(shared)` under `key`, or join the run already in flight; `onJoin` runs for callers that join.
+   * `shared()` tells the computation whether some caller joined it so far.
    */
-  readonly run: <A, E, R>(key: string, effect: Effect.Effect<A, E, R>, onJoin: Effect.Effect<void>) => Effect.Effect<
-    A,
-    E,
-    R
-  >
+  readonly run: <A, E, R>(
+    key: string,
+    namespace: string,
+    make: (shared: () => boolean) => Effect.Effect<A, E, R>,
+    onJoin: Effect.Effect<void>
+  ) => Effect.Effect<Joined<A>, E, R>
+  /**
+   * Forget the computations whose namespace (and key, when given) match: callers arriving now start afresh instead
+   * of joining a computation that began before an invalidation. Callers already waiting keep waiting for it.
+   */
+  readonly detach: (namespace: string | undefined, key?: string) => void
   /** keys in flight, for tests and stats */
   readonly size: () => number
 }
@@ -37,54 +62,76 @@ export interface SingleFlight {
 export const make = (scope: Scope.Scope): SingleFlight => {
   const inFlight = new Map<string, InFlight>()
 
+  const forget = (key: string, entry: InFlight): void => {
+    if (inFlight.get(key) === entry) inFlight.delete(key)
+  }
+
   const leave = (key: string, entry: InFlight) =>
     Effect.suspend(() => {
       entry.waiters--
       if (entry.waiters > 0 || entry.fiber === undefined) return Effect.void
-      if (inFlight.get(key) === entry) inFlight.delete(key)
+      forget(key, entry)
       return Fiber.interrupt(entry.fiber)
     })
 
   const join = <A, E>(
     key: string,
     entry: InFlight,
+    joined: boolean,
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ): Effect.Effect<A, E> =>
+  ): Effect.Effect<Joined<A>, E> =>
     restore(Deferred.await(entry.deferred as Deferred.Deferred<A, E>)).pipe(
+      Effect.map((value) => ({ value, joined })),
       Effect.onInterrupt(() => leave(key, entry))
     )
 
-  const run = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>, onJoin: Effect.Effect<void>) =>
+  const run: SingleFlight["run"] = <A, E, R>(
+    key: string,
+    namespace: string,
+    make: (shared: () => boolean) => Effect.Effect<A, E, R>,
+    onJoin: Effect.Effect<void>
+  ) =>
     // uninterruptible between registering the entry and forking its fiber: a caller interrupted in between would
-    // otherwise leave an entry that nobody completes, and every later caller of the key would wait forever
+    // otherwise leave an entry that nobody completes
     Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
         const existing = inFlight.get(key)
         if (existing !== undefined) {
           existing.waiters++
-          return Effect.zipRight(onJoin, join<A, E>(key, existing, restore))
+          existing.joined = true
+          return Effect.zipRight(onJoin, join<A, E>(key, existing, true, restore))
         }
-        const entry: InFlight = { deferred: Deferred.unsafeMake<A, E>(FiberId.none), waiters: 1, fiber: undefined }
+        const entry: InFlight = {
+          deferred: Deferred.unsafeMake<A, E>(FiberId.none),
+          namespace,
+          waiters: 1,
+          joined: false,
+          fiber: undefined
+        }
         inFlight.set(key, entry)
-        const computation = effect.pipe(
-          Effect.onExit((exit) =>
-            Effect.suspend(() => {
-              // forget the key before completing, so a caller arriving now starts afresh instead of reading a
-              // failure that is already over
-              if (inFlight.get(key) === entry) inFlight.delete(key)
-              return Deferred.done(entry.deferred as Deferred.Deferred<A, E>, exit)
-            })
-          ),
-          Effect.interruptible
-        )
-        return Effect.forkIn(computation, scope).pipe(
+        // forked from inside `uninterruptibleMask`, the fiber would inherit uninterruptibility
+        return Effect.forkIn(Effect.interruptible(make(() => entry.joined)), scope).pipe(
           Effect.flatMap((fiber) => {
             entry.fiber = fiber
-            return join<A, E>(key, entry, restore)
+            // called at once if the fiber is already done; forgetting the key first means a caller arriving now
+            // starts afresh instead of reading an outcome that is already over
+            fiber.addObserver((exit) => {
+              forget(key, entry)
+              Deferred.unsafeDone(entry.deferred as Deferred.Deferred<A, E>, exit)
+            })
+            return join<A, E>(key, entry, false, restore)
           })
         )
       })
     )
 
-  return { run, size: () => inFlight.size }
+  const detach: SingleFlight["detach"] = (namespace, key) => {
+    for (const [k, entry] of inFlight) {
+      if ((namespace === undefined || entry.namespace === namespace) && (key === undefined || k === key)) {
+        inFlight.delete(k)
+      }
+    }
+  }
+
+  return { run, detach, size: () => inFlight.size }
 }

@@ -13,7 +13,8 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as crypto from "node:crypto"
-import type { EntryRecord } from "../../src/MetadataStore.js"
+import type { MetadataStoreError } from "../../src/CacheError.js"
+import type { CommitResult, EntryRecord } from "../../src/MetadataStore.js"
 import { MetadataStore } from "../../src/MetadataStore.js"
 
 /**
@@ -80,6 +81,37 @@ export const makeRecord = (
 
 const sorted = (keys: ReadonlyArray<string>): Array<string> => [...keys].sort()
 
+let tokenCounter = 0
+
+/**
+ * Commit `record` the way a writer does: take the lock of its hash under a fresh token, then commit under it.
+ *
+ * @since 0.1.0
+ */
+export const commitHeld = (
+  store: MetadataStore["Type"],
+  record: EntryRecord,
+  maxEntries: number
+): Effect.Effect<CommitResult, MetadataStoreError> =>
+  Effect.gen(function*() {
+    const token = `writer-${++tokenCounter}`
+    const held = yield* store.acquireLock(record.namespace, record.hash, { token, lockTtlMs: 60_000 })
+    if (!held) return yield* Effect.dieMessage(`commitHeld: the lock of ${record.hash} is held by another token`)
+    return yield* store.commit(record, { token, maxEntries })
+  })
+
+const committed = (obsolete: ReadonlyArray<string>, evicted: number): CommitResult => ({
+  _tag: "Committed",
+  obsolete,
+  evicted
+})
+
+/** The obsolete keys and eviction count of a commit that must have happened. */
+const committedOf = (result: CommitResult) => {
+  if (result._tag !== "Committed") throw new Error("expected the commit to happen, got LockLost")
+  return result
+}
+
 /**
  * Registers a `describe` block named `name` that runs the conformance tests against `layer`.
  *
@@ -107,6 +139,19 @@ export const metadataStoreSuite = (
 
   const lockOf = (token: string, lockTtlMs = 60_000) => ({ token, lockTtlMs })
 
+  /** Clear a namespace step by step, as the cache does; the object keys of every step. */
+  const clearAll = (namespace: string) =>
+    Effect.gen(function*() {
+      const store = yield* MetadataStore
+      const keys: Array<string> = []
+      for (let step = 0; step < 1000; step++) {
+        const result = yield* store.clearNamespace(namespace)
+        keys.push(...result.objectKeys)
+        if (result.done) return keys
+      }
+      return yield* Effect.dieMessage("clearNamespace never finished")
+    })
+
   // Each test builds the layer itself rather than sharing it through `it.layer`: in @effect/vitest 0.30, `it.layer`
   // overwrites the methods of the global `it`, which would change the environment of every later test in the file.
   const test = (title: string, self: () => Effect.Effect<void, unknown, MetadataStore>): void =>
@@ -132,7 +177,7 @@ export const metadataStoreSuite = (
         const record = makeRecord(ns, hash)
         assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Acquired" })
         const result = yield* store.commit(record, { token: "A", maxEntries: 10 })
-        assert.deepStrictEqual(result, { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(result, committed([], 0))
         assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B")), { _tag: "Hit", record })
         assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(record)])
         assert.strictEqual(yield* store.size(ns), 1)
@@ -144,8 +189,8 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const a = makeRecord(ns, hashOf("a"))
         const b = makeRecord(ns, hashOf("b"))
-        yield* store.commit(a, { maxEntries: 10 })
-        yield* store.commit(b, { maxEntries: 10 })
+        yield* commitHeld(store, a, 10)
+        yield* commitHeld(store, b, 10)
         assert.deepStrictEqual(
           yield* store.getMany(ns, [hashOf("x"), b.hash, a.hash, hashOf("y"), b.hash]),
           [Option.none(), Option.some(b), Option.some(a), Option.none(), Option.some(b)]
@@ -159,13 +204,13 @@ export const metadataStoreSuite = (
         const ns2 = yield* freshNamespace
         const hash = hashOf("shared")
         const r1 = makeRecord(ns1, hash)
-        yield* store.commit(r1, { maxEntries: 10 })
+        yield* commitHeld(store, r1, 10)
         assert.deepStrictEqual(yield* store.lookup(ns2, hash, lockOf("A")), { _tag: "Acquired" })
         assert.deepStrictEqual(yield* store.getMany(ns2, [hash]), [Option.none()])
         assert.strictEqual(yield* store.size(ns2), 0)
 
         const r2 = makeRecord(ns2, hash)
-        assert.deepStrictEqual(yield* store.commit(r2, { token: "A", maxEntries: 10 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* store.commit(r2, { token: "A", maxEntries: 10 }), committed([], 0))
         assert.deepStrictEqual(yield* store.lookup(ns1, hash, lockOf("B")), { _tag: "Hit", record: r1 })
         assert.deepStrictEqual(yield* store.lookup(ns2, hash, lockOf("B")), { _tag: "Hit", record: r2 })
 
@@ -180,17 +225,14 @@ export const metadataStoreSuite = (
         const hash = hashOf("a")
         const first = makeRecord(ns, hash)
         const second = makeRecord(ns, hash, { storedSize: 99 })
-        yield* store.commit(first, { maxEntries: 1 })
-        assert.deepStrictEqual(yield* store.commit(second, { maxEntries: 1 }), {
-          obsolete: [first.objectKey],
-          evicted: 0
-        })
+        yield* commitHeld(store, first, 1)
+        assert.deepStrictEqual(yield* commitHeld(store, second, 1), committed([first.objectKey], 0))
         assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A")), { _tag: "Hit", record: second })
         assert.strictEqual(yield* store.size(ns), 1)
 
         // The same object key is still referenced, so it is not obsolete.
         const third = { ...second, storedSize: 100 }
-        assert.deepStrictEqual(yield* store.commit(third, { maxEntries: 1 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* commitHeld(store, third, 1), committed([], 0))
         assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(third)])
       }))
 
@@ -200,8 +242,8 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const record = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
         const other = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
-        yield* store.commit(record, { maxEntries: 10 })
-        yield* store.commit(other, { maxEntries: 10 })
+        yield* commitHeld(store, record, 10)
+        yield* commitHeld(store, other, 10)
         yield* halfTtl
         assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Hit", record })
         assert.strictEqual(yield* store.size(ns), 2)
@@ -221,8 +263,8 @@ export const metadataStoreSuite = (
         const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
         const old = makeRecord(ns, hashOf("old"), { ttlMs: ttl, createdAt: now - ttl * 100 })
         const future = makeRecord(ns, hashOf("future"), { ttlMs: ttl, createdAt: now + ttl * 100 })
-        yield* store.commit(old, { maxEntries: 10 })
-        yield* store.commit(future, { maxEntries: 10 })
+        yield* commitHeld(store, old, 10)
+        yield* commitHeld(store, future, 10)
         assert.deepStrictEqual(yield* store.getMany(ns, [old.hash, future.hash]), [
           Option.some(old),
           Option.some(future)
@@ -239,12 +281,12 @@ export const metadataStoreSuite = (
         const shortLived = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
         const b = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
         const c = makeRecord(ns, hashOf("c"), { ttlMs: ttl * 100 })
-        yield* store.commit(shortLived, { maxEntries: 2 })
+        yield* commitHeld(store, shortLived, 2)
         yield* tick
-        yield* store.commit(b, { maxEntries: 2 })
+        yield* commitHeld(store, b, 2)
         yield* halfTtl
         yield* pastTtl
-        const result = yield* store.commit(c, { maxEntries: 2 })
+        const result = committedOf(yield* commitHeld(store, c, 2))
         assert.strictEqual(result.evicted, 0)
         // Whether an expired record's object key can still be reported depends on the backend (a Redis key is gone
         // once it expired); a live record's key never is.
@@ -264,15 +306,15 @@ export const metadataStoreSuite = (
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
         const [a, b, c, d] = ["a", "b", "c", "d"].map((label) => makeRecord(ns, hashOf(label)))
-        yield* store.commit(a!, { maxEntries: 3 })
+        yield* commitHeld(store, a!, 3)
         yield* tick
-        yield* store.commit(b!, { maxEntries: 3 })
+        yield* commitHeld(store, b!, 3)
         yield* tick
-        yield* store.commit(c!, { maxEntries: 3 })
+        yield* commitHeld(store, c!, 3)
         yield* tick
         assert.deepStrictEqual(yield* store.lookup(ns, a!.hash, lockOf("A")), { _tag: "Hit", record: a! })
         yield* tick
-        assert.deepStrictEqual(yield* store.commit(d!, { maxEntries: 3 }), { obsolete: [b!.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* commitHeld(store, d!, 3), committed([b!.objectKey], 1))
         assert.deepStrictEqual(yield* store.getMany(ns, [a!.hash, b!.hash, c!.hash, d!.hash]), [
           Option.some(a!),
           Option.none(),
@@ -283,7 +325,7 @@ export const metadataStoreSuite = (
         yield* tick
         // Now c is the least recently accessed.
         const e = makeRecord(ns, hashOf("e"))
-        assert.deepStrictEqual(yield* store.commit(e, { maxEntries: 3 }), { obsolete: [c!.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* commitHeld(store, e, 3), committed([c!.objectKey], 1))
       }))
 
     test("a commit counts as an access", () =>
@@ -292,15 +334,15 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const a1 = makeRecord(ns, hashOf("a"))
         const b = makeRecord(ns, hashOf("b"))
-        yield* store.commit(a1, { maxEntries: 2 })
+        yield* commitHeld(store, a1, 2)
         yield* tick
-        yield* store.commit(b, { maxEntries: 2 })
+        yield* commitHeld(store, b, 2)
         yield* tick
         const a2 = makeRecord(ns, hashOf("a"))
-        assert.deepStrictEqual(yield* store.commit(a2, { maxEntries: 2 }), { obsolete: [a1.objectKey], evicted: 0 })
+        assert.deepStrictEqual(yield* commitHeld(store, a2, 2), committed([a1.objectKey], 0))
         yield* tick
         const c = makeRecord(ns, hashOf("c"))
-        assert.deepStrictEqual(yield* store.commit(c, { maxEntries: 2 }), { obsolete: [b.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* commitHeld(store, c, 2), committed([b.objectKey], 1))
         assert.deepStrictEqual(yield* store.getMany(ns, [a2.hash, b.hash, c.hash]), [
           Option.some(a2),
           Option.none(),
@@ -314,14 +356,14 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const a = makeRecord(ns, hashOf("a"))
         const b = makeRecord(ns, hashOf("b"))
-        yield* store.commit(a, { maxEntries: 2 })
+        yield* commitHeld(store, a, 2)
         yield* tick
-        yield* store.commit(b, { maxEntries: 2 })
+        yield* commitHeld(store, b, 2)
         yield* tick
         assert.deepStrictEqual(yield* store.getMany(ns, [a.hash]), [Option.some(a)])
         yield* tick
         const c = makeRecord(ns, hashOf("c"))
-        assert.deepStrictEqual(yield* store.commit(c, { maxEntries: 2 }), { obsolete: [a.objectKey], evicted: 1 })
+        assert.deepStrictEqual(yield* commitHeld(store, c, 2), committed([a.objectKey], 1))
         assert.deepStrictEqual(yield* store.getMany(ns, [a.hash, b.hash, c.hash]), [
           Option.none(),
           Option.some(b),
@@ -335,11 +377,11 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const records = ["a", "b", "c", "d", "e"].map((label) => makeRecord(ns, hashOf(label)))
         for (const record of records) {
-          yield* store.commit(record, { maxEntries: 10 })
+          yield* commitHeld(store, record, 10)
           yield* tick
         }
         const f = makeRecord(ns, hashOf("f"))
-        const result = yield* store.commit(f, { maxEntries: 2 })
+        const result = committedOf(yield* commitHeld(store, f, 2))
         assert.strictEqual(result.evicted, 4)
         assert.deepStrictEqual(sorted(result.obsolete), sorted(records.slice(0, 4).map((r) => r.objectKey)))
         assert.strictEqual(yield* store.size(ns), 2)
@@ -356,11 +398,11 @@ export const metadataStoreSuite = (
         const ns2 = yield* freshNamespace
         const records = ["a", "b", "c"].map((label) => makeRecord(ns1, hashOf(label)))
         for (const record of records) {
-          yield* store.commit(record, { maxEntries: 10 })
+          yield* commitHeld(store, record, 10)
           yield* tick
         }
         const other = makeRecord(ns2, hashOf("x"))
-        assert.deepStrictEqual(yield* store.commit(other, { maxEntries: 1 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* commitHeld(store, other, 1), committed([], 0))
         assert.strictEqual(yield* store.size(ns1), 3)
         assert.strictEqual(yield* store.size(ns2), 1)
       }))
@@ -411,29 +453,82 @@ export const metadataStoreSuite = (
         const ns = yield* freshNamespace
         const record = makeRecord(ns, hashOf("a"))
         assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Acquired" })
-        yield* store.commit(record, { token: "A", maxEntries: 10 })
-        // With the record gone, a lookup shows whether the lock is still there.
-        assert.deepStrictEqual(yield* store.remove(ns, [record.hash]), [record.objectKey])
+        assert.deepStrictEqual(yield* store.commit(record, { token: "A", maxEntries: 10 }), committed([], 0))
+        // With the record dropped (removeIf leaves locks alone), a lookup shows whether the lock is still there.
+        assert.isTrue(yield* store.removeIf(ns, record.hash, record.objectKey))
         assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("B")), { _tag: "Acquired" })
       }))
 
-    test("a commit under another token, or none, writes the record and keeps the lock", () =>
+    test("a commit happens only under the lock's token: another token, or none held, is LockLost", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
         const first = makeRecord(ns, hashOf("a"))
+        // nobody holds the lock
+        assert.deepStrictEqual(yield* store.commit(first, { token: "A", maxEntries: 10 }), { _tag: "LockLost" })
+        assert.deepStrictEqual(yield* store.getMany(ns, [first.hash]), [Option.none()])
+        assert.strictEqual(yield* store.size(ns), 0)
+        // another token holds it: nothing is written and the holder keeps its lock
         assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("A")), { _tag: "Acquired" })
-        assert.deepStrictEqual(yield* store.commit(first, { token: "B", maxEntries: 10 }), {
-          obsolete: [],
-          evicted: 0
-        })
-        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("C")), { _tag: "Hit", record: first })
-        const second = makeRecord(ns, hashOf("a"))
-        yield* store.commit(second, { maxEntries: 10 })
-        assert.deepStrictEqual(yield* store.lookup(ns, second.hash, lockOf("C")), { _tag: "Hit", record: second })
-        assert.deepStrictEqual(yield* store.remove(ns, [first.hash]), [second.objectKey])
+        assert.deepStrictEqual(yield* store.commit(first, { token: "B", maxEntries: 10 }), { _tag: "LockLost" })
+        assert.deepStrictEqual(yield* store.getMany(ns, [first.hash]), [Option.none()])
         assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("C")), { _tag: "Busy" })
-        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.commit(first, { token: "A", maxEntries: 10 }), committed([], 0))
+        // a commit releases the lock, so a second commit under the same token is refused
+        const second = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(yield* store.commit(second, { token: "A", maxEntries: 10 }), { _tag: "LockLost" })
+        assert.deepStrictEqual(yield* store.getMany(ns, [first.hash]), [Option.some(first)])
+      }))
+
+    test("a lock that expired is lost: its holder's commit is refused", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A", ttl)), { _tag: "Acquired" })
+        yield* halfTtl
+        yield* pastTtl
+        assert.deepStrictEqual(yield* store.commit(record, { token: "A", maxEntries: 10 }), { _tag: "LockLost" })
+        assert.deepStrictEqual(yield* store.getMany(ns, [record.hash]), [Option.none()])
+      }))
+
+    test("acquireLock takes a free lock even where a record exists; never one another token holds", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const first = makeRecord(ns, hashOf("a"))
+        yield* commitHeld(store, first, 10)
+        assert.isTrue(yield* store.acquireLock(ns, first.hash, lockOf("A")))
+        assert.isTrue(yield* store.acquireLock(ns, first.hash, lockOf("A")), "the holder may take it again")
+        assert.isFalse(yield* store.acquireLock(ns, first.hash, lockOf("B")))
+        // a lookup still finds the record: the lock guards writers, not readers
+        assert.deepStrictEqual(yield* store.lookup(ns, first.hash, lockOf("B")), { _tag: "Hit", record: first })
+        const second = makeRecord(ns, hashOf("a"))
+        assert.deepStrictEqual(
+          yield* store.commit(second, { token: "A", maxEntries: 10 }),
+          committed([first.objectKey], 0)
+        )
+        assert.isTrue(yield* store.acquireLock(ns, first.hash, lockOf("B")), "the commit released it")
+      }))
+
+    test("renewLock extends only a lock held under the token, and never takes one", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        assert.isFalse(yield* store.renewLock(ns, hash, lockOf("A", ttl)), "nobody holds it")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("C")), { _tag: "Acquired" })
+        yield* store.releaseLock(ns, hash, "C")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("A", ttl)), { _tag: "Acquired" })
+        assert.isFalse(yield* store.renewLock(ns, hash, lockOf("B", ttl)))
+        yield* halfTtl
+        assert.isTrue(yield* store.renewLock(ns, hash, lockOf("A", ttl)))
+        yield* pastTtl
+        // renewed half a TTL in: a quarter of it left
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B", ttl)), { _tag: "Busy" })
+        yield* halfTtl
+        assert.isFalse(yield* store.renewLock(ns, hash, lockOf("A", ttl)), "it lapsed")
+        assert.deepStrictEqual(yield* store.lookup(ns, hash, lockOf("B", ttl)), { _tag: "Acquired" })
       }))
 
     test("concurrent lookups of a missing hash: exactly one acquires the lock", () =>
@@ -457,7 +552,7 @@ export const metadataStoreSuite = (
         const b = makeRecord(ns, hashOf("b"))
         const c = makeRecord(ns, hashOf("c"))
         for (const record of [a, b, c]) {
-          yield* store.commit(record, { maxEntries: 10 })
+          yield* commitHeld(store, record, 10)
         }
         assert.deepStrictEqual(yield* store.remove(ns, []), [])
         assert.deepStrictEqual(yield* store.remove(ns, [hashOf("missing")]), [])
@@ -473,23 +568,62 @@ export const metadataStoreSuite = (
         assert.deepStrictEqual(yield* store.remove(yield* freshNamespace, [a.hash]), [])
       }))
 
-    test("a namespace is registered by its first commit and stays until it is removed", () =>
+    test("remove (an invalidation) removes the locks of its hashes: a computation in flight cannot commit", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"))
+        const other = makeRecord(ns, hashOf("b"))
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.lookup(ns, other.hash, lockOf("A")), { _tag: "Acquired" })
+        assert.deepStrictEqual(yield* store.remove(ns, [record.hash]), [])
+        assert.deepStrictEqual(yield* store.commit(record, { token: "A", maxEntries: 10 }), { _tag: "LockLost" })
+        assert.isFalse(yield* store.renewLock(ns, record.hash, lockOf("A")))
+        assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("B")), { _tag: "Acquired" })
+        // the lock of another hash is untouched
+        assert.deepStrictEqual(yield* store.commit(other, { token: "A", maxEntries: 10 }), committed([], 0))
+      }))
+
+    test("removeIf drops a record only while it names the given object, and leaves the lock", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const old = makeRecord(ns, hashOf("a"))
+        const fresh = makeRecord(ns, hashOf("a"))
+        yield* commitHeld(store, old, 10)
+        yield* commitHeld(store, fresh, 10)
+        // a reader that held the old record judged its object bad: the fresh record survives
+        assert.isFalse(yield* store.removeIf(ns, old.hash, old.objectKey))
+        assert.isFalse(yield* store.removeIf(ns, hashOf("missing"), ""))
+        assert.isFalse(yield* store.removeIf(yield* freshNamespace, old.hash, fresh.objectKey))
+        assert.deepStrictEqual(yield* store.getMany(ns, [old.hash]), [Option.some(fresh)])
+        assert.isTrue(yield* store.acquireLock(ns, old.hash, lockOf("A")))
+        assert.isTrue(yield* store.removeIf(ns, old.hash, fresh.objectKey))
+        assert.deepStrictEqual(yield* store.getMany(ns, [old.hash]), [Option.none()])
+        assert.strictEqual(yield* store.size(ns), 0)
+        assert.deepStrictEqual(yield* store.lookup(ns, old.hash, lockOf("B")), { _tag: "Busy" }, "A keeps its lock")
+      }))
+
+    test("a namespace is registered by its first lock and stays until it is cleared", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
         const record = makeRecord(ns, hashOf("a"))
         assert.isFalse((yield* store.namespaces).includes(ns))
+        yield* store.getMany(ns, [record.hash])
+        assert.isFalse((yield* store.namespaces).includes(ns), "reading registers nothing")
+        // a computation in flight in a namespace without records: `clear` must reach its lock
         yield* store.lookup(ns, record.hash, lockOf("A"))
-        assert.isFalse((yield* store.namespaces).includes(ns))
+        assert.isTrue((yield* store.namespaces).includes(ns))
         yield* store.commit(record, { token: "A", maxEntries: 10 })
         assert.isTrue((yield* store.namespaces).includes(ns))
         yield* store.remove(ns, [record.hash])
         assert.isTrue((yield* store.namespaces).includes(ns))
-        yield* store.removeNamespace(ns)
+        yield* clearAll(ns)
         assert.isFalse((yield* store.namespaces).includes(ns))
       }))
 
-    test("removeNamespace removes records and locks of that namespace only", () =>
+    test("clearNamespace removes records and locks of that namespace only", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
@@ -498,28 +632,65 @@ export const metadataStoreSuite = (
         const b = makeRecord(ns, hashOf("b"))
         const kept = makeRecord(other, hashOf("a"))
         const locked = hashOf("locked")
-        yield* store.commit(a, { maxEntries: 10 })
-        yield* store.commit(b, { maxEntries: 10 })
-        yield* store.commit(kept, { maxEntries: 10 })
+        yield* commitHeld(store, a, 10)
+        yield* commitHeld(store, b, 10)
+        yield* commitHeld(store, kept, 10)
         assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("A")), { _tag: "Acquired" })
         assert.deepStrictEqual(yield* store.lookup(other, locked, lockOf("A")), { _tag: "Acquired" })
 
-        assert.deepStrictEqual(sorted(yield* store.removeNamespace(ns)), sorted([a.objectKey, b.objectKey]))
+        assert.deepStrictEqual(sorted(yield* clearAll(ns)), sorted([a.objectKey, b.objectKey]))
 
         assert.strictEqual(yield* store.size(ns), 0)
         assert.deepStrictEqual(yield* store.getMany(ns, [a.hash, b.hash]), [Option.none(), Option.none()])
-        assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("B")), { _tag: "Acquired" })
         const namespaces = yield* store.namespaces
         assert.isFalse(namespaces.includes(ns))
         assert.isTrue(namespaces.includes(other))
+        assert.deepStrictEqual(yield* store.commit(makeRecord(ns, locked), { token: "A", maxEntries: 10 }), {
+          _tag: "LockLost"
+        })
+        assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("B")), { _tag: "Acquired" })
         assert.strictEqual(yield* store.size(other), 1)
         assert.deepStrictEqual(yield* store.lookup(other, kept.hash, lockOf("B")), { _tag: "Hit", record: kept })
         assert.deepStrictEqual(yield* store.lookup(other, locked, lockOf("B")), { _tag: "Busy" })
 
-        assert.deepStrictEqual(yield* store.removeNamespace(yield* freshNamespace), [])
-        // A removed namespace can be used again.
-        assert.deepStrictEqual(yield* store.commit(a, { maxEntries: 10 }), { obsolete: [], evicted: 0 })
+        assert.deepStrictEqual(yield* clearAll(yield* freshNamespace), [])
+        // A cleared namespace can be used again.
+        assert.deepStrictEqual(yield* commitHeld(store, a, 10), committed([], 0))
         assert.isTrue((yield* store.namespaces).includes(ns))
+      }))
+
+    test("clearNamespace works in bounded steps: locks go in the first, records batch by batch", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const records = Array.from({ length: 2500 }, (_, i) => makeRecord(ns, hashOf(`bulk-${i}`)))
+        yield* Effect.forEach(records, (record) => commitHeld(store, record, 10_000), { concurrency: 16 })
+        const locked = hashOf("in-flight")
+        assert.deepStrictEqual(yield* store.lookup(ns, locked, lockOf("A")), { _tag: "Acquired" })
+        const first = yield* store.clearNamespace(ns)
+        assert.isFalse(first.done, "2,500 records are more than one step")
+        assert.isAbove(first.objectKeys.length, 0)
+        assert.isFalse(yield* store.renewLock(ns, locked, lockOf("A")), "the first step removed the locks")
+        const keys = [...first.objectKeys]
+        let steps = 1
+        while (true) {
+          const step = yield* store.clearNamespace(ns)
+          steps++
+          keys.push(...step.objectKeys)
+          if (step.done) break
+          assert.isBelow(steps, 100)
+        }
+        assert.isAtLeast(steps, 3)
+        assert.deepStrictEqual(sorted(keys), sorted(records.map((r) => r.objectKey)))
+        assert.strictEqual(yield* store.size(ns), 0)
+      }))
+
+    test("id is stable and can start an object key", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const id = yield* store.id
+        assert.match(id, /^[A-Za-z0-9_-]{8,64}$/)
+        assert.strictEqual(yield* store.id, id)
       }))
   })
 }

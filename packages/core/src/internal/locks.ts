@@ -1,0 +1,171 @@
+/**
+ * The stampede locks this process may hold: taken by a lookup, renewed until the value is committed (or its write
+ * failed), released when the work ends, and released all at once when the cache closes.
+ *
+ * A lookup that times out may still have taken the lock on the server: its outcome is unknown, not a failure. Its
+ * token is not forgotten: the lock is released once the call has settled, and at the latest when the cache closes.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import type * as CacheConfig from "../CacheConfig.js"
+import { MetadataStoreError } from "../CacheError.js"
+import type { LookupResult, MetadataStore } from "../MetadataStore.js"
+import type { Fence } from "./fence.js"
+
+/** @internal */
+export interface LockTarget {
+  readonly namespace: string
+  readonly hash: string
+}
+
+/**
+ * A stampede lock held by this process, renewed until `end`.
+ *
+ * @internal
+ */
+export interface Lease {
+  readonly token: string
+  /**
+   * Stop renewing. `released`: the store let the lock go already (a commit released it, or it was found gone);
+   * otherwise it is released now, in the background. Only the first call counts.
+   */
+  readonly end: (released: boolean) => Effect.Effect<void>
+}
+
+/** @internal */
+export interface Locks {
+  /** `MetadataStore.lookup` under the metadata deadline, keeping track of the token whatever the outcome */
+  readonly lookup: (target: LockTarget, token: string) => Effect.Effect<LookupResult, MetadataStoreError>
+  /** renew the lock that `lookup` acquired under `token` until the lease ends */
+  readonly hold: (target: LockTarget, token: string) => Effect.Effect<Lease>
+  /** release every lock still held (closing the cache), each under the metadata deadline */
+  readonly releaseAll: Effect.Effect<void>
+  /** tokens whose lock may be held, for tests */
+  readonly held: () => number
+}
+
+/** @internal */
+export interface Dependencies {
+  readonly config: CacheConfig.Resolved
+  readonly metadata: MetadataStore["Type"]
+  readonly fence: Fence
+  /** background work of the layer (renewals); closed after `releaseAll` */
+  readonly housekeeping: FiberSet.FiberSet<unknown, unknown>
+  /** releases in the background, which `Cache.flush` waits for too */
+  readonly releases: FiberSet.FiberSet<unknown, unknown>
+}
+
+/** @internal */
+export const make = ({ config, fence, housekeeping, metadata, releases }: Dependencies): Locks => {
+  const leaseMs = Duration.toMillis(config.stampedeLockLease)
+  const timeout = config.metadataTimeout
+  const tokens = new Map<string, LockTarget>()
+
+  const background = (effect: Effect.Effect<unknown>): Effect.Effect<void> =>
+    Effect.asVoid(FiberSet.run(releases, Effect.interruptible(effect)))
+
+  const release = (target: LockTarget, token: string): Effect.Effect<void> =>
+    fence.withMetadataDeadline("releaseLock", metadata.releaseLock(target.namespace, target.hash, token)).pipe(
+      Effect.tap(() => Effect.sync(() => tokens.delete(token))),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.failCause(cause as Cause.Cause<never>)
+          : Effect.logDebug(
+            "s3cache: could not release a stampede lock; it expires after its lease (stampedeLockLease)",
+            cause
+          )
+      )
+    )
+
+  const lookup: Locks["lookup"] = (target, token) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        tokens.set(token, target)
+        // a fiber of its own, owned by nobody: a store call that ignores interruption must hold neither this caller
+        // past its deadline nor the cache's closing
+        // (ending with an Exit rather than a failure, which Effect would log as an unhandled error of that fiber)
+        return Effect.forkDaemon(
+          Effect.exit(
+            Effect.interruptible(metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs }))
+          )
+        ).pipe(
+          Effect.flatMap((call) =>
+            restore(Effect.flatten(Fiber.join(call))).pipe(
+              Effect.timeoutFail({
+                duration: timeout,
+                onTimeout: () =>
+                  new MetadataStoreError({
+                    reason: "Timeout",
+                    method: "lookup",
+                    description: `no answer within ${Duration.format(timeout)} (metadataTimeout)`
+                  })
+              }),
+              Effect.onExit((exit) => {
+                if (Exit.isSuccess(exit)) {
+                  if (exit.value._tag !== "Acquired") tokens.delete(token)
+                  return Effect.void
+                }
+                // The lookup may have taken the lock on the server and only its answer be late: stop waiting for
+                // it, and once it settled (a store call sent before the release is answered before it), release.
+                return background(Effect.zipRight(Fiber.interrupt(call), release(target, token)))
+              })
+            )
+          )
+        )
+      })
+    )
+
+  const hold: Locks["hold"] = (target, token) =>
+    Effect.gen(function*() {
+      const options = { token, lockTtlMs: leaseMs }
+      // Renewed every third of a lease, and sooner after a failure, so one failed renewal does not let the lock lapse.
+      // Renewal stops for good only when the lock is seen gone: released, lapsed, or removed by an invalidation.
+      const renew = (failures: number): Effect.Effect<void> =>
+        Effect.sleep(Duration.millis(failures === 0 ? leaseMs / 3 : leaseMs / 6)).pipe(
+          Effect.zipRight(
+            fence.withMetadataDeadline("renewLock", metadata.renewLock(target.namespace, target.hash, options))
+          ),
+          Effect.matchCauseEffect({
+            onSuccess: (held) =>
+              held ? renew(0) : Effect.logDebug("s3cache: a stampede lock was lost (lapsed, or invalidated)"),
+            onFailure: (cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.failCause(cause as Cause.Cause<never>)
+                : Effect.zipRight(
+                  Effect.logDebug("s3cache: could not renew a stampede lock; trying again", cause),
+                  renew(failures + 1)
+                )
+          })
+        )
+      const renewal = yield* FiberSet.run(housekeeping, Effect.interruptible(renew(0)))
+      let ended = false
+      return {
+        token,
+        end: (released) =>
+          Effect.suspend(() => {
+            if (ended) return Effect.void
+            ended = true
+            if (released) tokens.delete(token)
+            return Effect.zipRight(
+              Fiber.interruptFork(renewal),
+              released ? Effect.void : background(release(target, token))
+            )
+          })
+      }
+    })
+
+  const releaseAll: Locks["releaseAll"] = Effect.suspend(() =>
+    Effect.forEach(Array.from(tokens), ([token, target]) => release(target, token), {
+      concurrency: 16,
+      discard: true
+    })
+  )
+
+  return { lookup, hold, releaseAll, held: () => tokens.size }
+}
