@@ -1,9 +1,12 @@
 /**
- * The Redis metadata store: entry records, the LRU index, stampede locks and the namespace registry in Redis
- * (standalone or Cluster), every multi-step change one atomic Lua script, one round trip per lookup.
+ * The Redis metadata store: entry records, the LRU index, stampede locks, the namespace registry and the store id in
+ * Redis (standalone or Cluster), every multi-step change one atomic Lua script, one round trip per lookup.
  *
  * The layer builds even when Redis is down: calls then fail fast, the cache runs uncached (fail-open), and the
- * client reconnects by itself.
+ * client reconnects by itself. The store id is read at first use, not at build time, for the same reason.
+ *
+ * Run Redis with `maxmemory-policy noeviction` (or `volatile-lru` / `volatile-ttl`): under `allkeys-*` Redis may evict
+ * the indexes and the store id (see the package README).
  *
  * @example
  * import { Cache } from "@s3cache/core"
@@ -61,7 +64,7 @@ export interface Options {
    * default: `connectTimeout`. Building never fails because Redis is down.
    */
   readonly awaitReady?: Duration.DurationInput | undefined
-  /** entries removed per script when a namespace is removed; default 500 */
+  /** records removed per `clearNamespace` step (one script call); default 500 */
   readonly removeBatchSize?: number | undefined
   /** extra ioredis options, applied last (they can undo the bounded defaults: take care) */
   readonly redisOptions?: RedisOptions | undefined

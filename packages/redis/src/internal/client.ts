@@ -18,12 +18,16 @@ export type Client = Redis | Cluster
 /** The scripts as client methods (ioredis `defineCommand`: EVALSHA, and EVAL once on NOSCRIPT). */
 export interface Scripted {
   readonly s3cacheLookup: (...args: Array<string | number>) => Promise<unknown>
-  readonly s3cacheCommit: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheAcquireLock: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheRenewLock: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheReleaseLock: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheCommit: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheGetMany: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheRemove: (...args: Array<string | number>) => Promise<unknown>
-  readonly s3cacheRemoveNamespaceBatch: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheRemoveIf: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheClearNamespace: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheSize: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheStoreId: (...args: Array<string | number>) => Promise<unknown>
 }
 
 /** @internal */
@@ -33,12 +37,16 @@ export const defineScripts = (client: Client): Client & Scripted => {
     if (!(name in client)) client.defineCommand(name, { lua })
   }
   define("s3cacheLookup", scripts.lookup)
-  define("s3cacheCommit", scripts.commit)
+  define("s3cacheAcquireLock", scripts.acquireLock)
+  define("s3cacheRenewLock", scripts.renewLock)
   define("s3cacheReleaseLock", scripts.releaseLock)
+  define("s3cacheCommit", scripts.commit)
   define("s3cacheGetMany", scripts.getMany)
   define("s3cacheRemove", scripts.remove)
-  define("s3cacheRemoveNamespaceBatch", scripts.removeNamespaceBatch)
+  define("s3cacheRemoveIf", scripts.removeIf)
+  define("s3cacheClearNamespace", scripts.clearNamespace)
   define("s3cacheSize", scripts.size)
+  define("s3cacheStoreId", scripts.storeId)
   return client as Client & Scripted
 }
 
@@ -119,15 +127,24 @@ const reasonOf = (error: unknown): StoreErrorReason => {
   return "Unknown"
 }
 
+// An OOM reply names the symptom only; the operator needs to know what to change.
+const hintOf = (message: string): string =>
+  message.startsWith("OOM ")
+    ? " (Redis is at maxmemory and refuses writes: hits keep working, commits and new locks fail until memory is " +
+      "freed or maxmemory raised; see the maxmemory-policy section of the @s3cache/redis README)"
+    : ""
+
 /** Run one client call as an Effect with a typed error. */
 export const call = <A>(method: string, server: string, run: () => Promise<A>): Effect.Effect<A, MetadataStoreError> =>
   Effect.tryPromise({
     try: run,
-    catch: (cause) =>
-      new MetadataStoreError({
+    catch: (cause) => {
+      const message = cause instanceof Error ? cause.message : String(cause)
+      return new MetadataStoreError({
         reason: reasonOf(cause),
         method,
-        description: `Redis at ${server}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        description: `Redis at ${server}: ${message}${hintOf(message)}`,
         cause
       })
+    }
   })

@@ -9,14 +9,23 @@
  * - `P{ns}:exp`       ZSET   hash → expiry (server time, ms), so a commit can drop expired entries before evicting
  * - `P{ns}:obj`       HASH   hash → object key, outliving the record, so expired entries' objects can be deleted
  * - `P{ns}:lock:<h>`  STRING stampede lock token, PX
- * - `P{ns}:locks`     SET    hashes that may hold a lock, so a namespace can be removed without SCAN
+ * - `P{ns}:locked`    ZSET   hash → lock expiry (server time, ms): finds the locks of a namespace without SCAN, and
+ *                            lets lapsed ones be pruned (it replaces the SET `P{ns}:locks`, which only grew)
+ * - `Pnamespaces`     SET    known namespaces (another slot: written by a separate command, before each commit and
+ *                            before the first lock of a namespace that has no index yet)
+ * - `Pid`             STRING the store id (another slot: a script of its own)
+ *
+ * No script starts with a `#!lua` shebang: Redis 7 refuses a shebang script without flags at `maxmemory` before it
+ * runs, while a script without one runs, and a write that may grow memory is refused only while the script has
+ * written nothing yet. So the first write of each script is chosen with care (then a refused script has written
+ * nothing), and the LRU touch of a hit uses `redis.pcall`: at `maxmemory` under `noeviction` a hit stays a hit.
  *
  * @since 0.1.0
  */
 
 // Server time in µs, forced above the highest score already in the LRU index: two accesses in one microsecond (or a
 // clock step back) still keep their order, which a ms score from the clients' clocks would not.
-const accessScore = `
+const clock = `
 local function accessScore(lru)
   local t = redis.call("TIME")
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -30,89 +39,182 @@ local function nowMs()
 end
 `
 
-// Drop one entry from every index; returns its object key (or nil).
+// Both the record and the obj index may name an object (they differ only if someone wrote a record by hand): once
+// the entry is gone, no record references either.
 const dropEntry = `
 local function dropEntry(entryKey, lru, exp, obj, member, out)
+  local recorded = redis.call("HGET", entryKey, "objectKey")
+  local indexed = redis.call("HGET", obj, member)
+  if recorded then table.insert(out, recorded) end
+  if indexed and indexed ~= recorded then table.insert(out, indexed) end
   redis.call("DEL", entryKey)
-  local objectKey = redis.call("HGET", obj, member)
-  if objectKey then table.insert(out, objectKey) end
   redis.call("HDEL", obj, member)
   redis.call("ZREM", lru, member)
   redis.call("ZREM", exp, member)
 end
 `
 
+// A lock must not be taken in a namespace the registry may not list, or `clear` would miss the computation it guards;
+// the registry lives in another slot, so the script cannot register it. It takes the lock only where the namespace
+// shows it is registered (it has an LRU index or a lock index: a commit or a lock registered it first, and the last
+// clearNamespace step deletes both) or the caller has just registered it (`registered` = "1"); otherwise it returns
+// 4 and the caller registers the namespace and asks again. SET is the first write, so at maxmemory the script is
+// refused before it writes anything. The index score is taken after the SET, so it is never below the lock's own
+// expiry; members lapsed strictly before now are pruned. Returns 2 (held under token), 3 (busy) or 4 (unregistered).
+const takeLock = `
+local function takeLock(lock, locked, lru, member, token, ttlMs, registered)
+  local holder = redis.call("GET", lock)
+  if holder and holder ~= token then return 3 end
+  if registered ~= "1" and redis.call("EXISTS", locked, lru) == 0 then return 4 end
+  redis.call("SET", lock, token, "PX", ttlMs)
+  local now = nowMs()
+  redis.call("ZADD", locked, now + tonumber(ttlMs), member)
+  redis.call("ZREMRANGEBYSCORE", locked, "-inf", "(" .. now)
+  return 2
+end
+`
+
 /**
- * KEYS: entry, lru, lock, locks. ARGV: hash, token, lockTtlMs.
- * Returns `{1, fields}` (hit), `{2}` (lock acquired) or `{3}` (busy).
+ * KEYS: entry, lru, lock, locked. ARGV: hash, token, lockTtlMs, registered ("1" when the caller has just registered
+ * the namespace). Returns `{1, fields}` (hit), `{2}` (lock acquired), `{3}` (busy) or `{4}` (register the namespace,
+ * then ask again).
  *
  * @internal
  */
-export const lookup = `${accessScore}
+export const lookup = `${clock}${takeLock}
 local fields = redis.call("HGETALL", KEYS[1])
 if #fields > 0 then
-  redis.call("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1])
+  -- best effort: a refused touch (maxmemory under noeviction) costs LRU precision, not the hit
+  redis.pcall("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1])
   return {1, fields}
 end
-local holder = redis.call("GET", KEYS[3])
-if (not holder) or holder == ARGV[2] then
-  redis.call("SET", KEYS[3], ARGV[2], "PX", ARGV[3])
-  redis.call("SADD", KEYS[4], ARGV[1])
-  return {2}
-end
-return {3}
+return {takeLock(KEYS[3], KEYS[4], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
 `
 
 /**
- * KEYS: entry, lru, exp, obj, lock, locks.
- * ARGV: hash, token ("" for none), maxEntries, ttlMs, entry key prefix, object key, then field, value, ….
- * Returns `{evicted, {obsolete object keys}}`.
+ * KEYS: lock, locked, lru. ARGV: hash, token, lockTtlMs, registered. Returns 2 (held under the token), 3 (busy) or 4
+ * (register the namespace, then ask again).
  *
  * @internal
  */
-export const commit = `${accessScore}${dropEntry}
-local hash, token, maxEntries, ttlMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local prefix, objectKey = ARGV[5], ARGV[6]
-local obsolete = {}
-local previous = redis.call("HGET", KEYS[4], hash)
-if previous and previous ~= objectKey then table.insert(obsolete, previous) end
-redis.call("DEL", KEYS[1])
-redis.call("HSET", KEYS[1], unpack(ARGV, 7))
-redis.call("PEXPIRE", KEYS[1], ttlMs)
-local now = nowMs()
-redis.call("ZADD", KEYS[2], accessScore(KEYS[2]), hash)
-redis.call("ZADD", KEYS[3], now + ttlMs, hash)
-redis.call("HSET", KEYS[4], hash, objectKey)
--- expired entries first (not counted as evicted), then the least recently accessed beyond maxEntries
-for _, member in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now)) do
-  dropEntry(prefix .. member, KEYS[2], KEYS[3], KEYS[4], member, obsolete)
-end
-local evicted = 0
-local excess = redis.call("ZCARD", KEYS[2]) - maxEntries
-if excess > 0 then
-  for _, member in ipairs(redis.call("ZRANGE", KEYS[2], 0, excess - 1)) do
-    dropEntry(prefix .. member, KEYS[2], KEYS[3], KEYS[4], member, obsolete)
-    evicted = evicted + 1
-  end
-end
-if token ~= "" and redis.call("GET", KEYS[5]) == token then
-  redis.call("DEL", KEYS[5])
-  redis.call("SREM", KEYS[6], hash)
-end
-return {evicted, obsolete}
+export const acquireLock = `${clock}${takeLock}
+return takeLock(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `
 
 /**
- * KEYS: lock, locks. ARGV: hash, token.
+ * KEYS: lock, locked. ARGV: hash, token, lockTtlMs. Returns 1 when the lock was held under the token and extended.
+ *
+ * @internal
+ */
+export const renewLock = `${clock}
+if redis.call("GET", KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call("PEXPIRE", KEYS[1], ARGV[3])
+redis.call("ZADD", KEYS[2], nowMs() + tonumber(ARGV[3]), ARGV[1])
+return 1
+`
+
+/**
+ * KEYS: lock, locked. ARGV: hash, token.
  *
  * @internal
  */
 export const releaseLock = `
 if redis.call("GET", KEYS[1]) == ARGV[2] then
   redis.call("DEL", KEYS[1])
-  redis.call("SREM", KEYS[2], ARGV[1])
+  redis.call("ZREM", KEYS[2], ARGV[1])
 end
 return 0
+`
+
+/**
+ * Entries dropped per commit, at most, by each of the expiry sweep and the eviction: a namespace with a backlog (15k
+ * expired entries, a lowered maxEntries) is worked off by later commits instead of blocking Redis in one.
+ *
+ * @internal
+ */
+export const commitBudget = 100
+
+/**
+ * How many members past the eviction quota a commit looks at, from the old end of the LRU index, before it evicts:
+ * where Redis's own LRU eviction leaves ghosts. Each member costs about a microsecond on the server.
+ *
+ * @internal
+ */
+export const ghostLookAhead = 32
+
+/**
+ * KEYS: entry, lru, exp, obj, lock, locked.
+ * ARGV: hash, token, maxEntries, ttlMs, entry key prefix, object key, then field, value, ….
+ * Returns `{0}` (lock lost: nothing written) or `{1, evicted, {obsolete object keys}}`.
+ *
+ * Ghosts: a ghost is an indexed hash whose record is gone before its expiry (Redis evicted it under a `volatile-*`
+ * or `allkeys-*` policy, or someone deleted it). The index counts it as an entry, so before evicting, a commit checks
+ * the oldest members (the eviction quota plus `ghostLookAhead`) with one EXISTS; if some are ghosts, it drops them
+ * (their objects reported as obsolete, not counted as evicted), each lowering the excess by one, and evicts no live
+ * entry in that commit unless it saw the whole index: ghosts at the old end suggest more behind them, and a later
+ * commit looks again. A ghost further back counts as an entry until it reaches the old end or its expiry passes.
+ *
+ * @internal
+ */
+export const commit = `${clock}${dropEntry}
+local hash, token, maxEntries, ttlMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, objectKey = ARGV[5], ARGV[6]
+local budget, lookAhead = ${commitBudget}, ${ghostLookAhead}
+if redis.call("GET", KEYS[5]) ~= token then return {0} end
+local obsolete = {}
+local recorded = redis.call("HGET", KEYS[1], "objectKey")
+local indexed = redis.call("HGET", KEYS[4], hash)
+if recorded and recorded ~= objectKey then table.insert(obsolete, recorded) end
+if indexed and indexed ~= objectKey and indexed ~= recorded then table.insert(obsolete, indexed) end
+-- the first write, so at maxmemory (noeviction) the commit is refused whole; every field of the record is rewritten,
+-- so no DEL before it (a DEL first would let a replacing commit through at maxmemory)
+redis.call("HSET", KEYS[1], unpack(ARGV, 7))
+redis.call("PEXPIRE", KEYS[1], ttlMs)
+local now = nowMs()
+redis.call("ZADD", KEYS[2], accessScore(KEYS[2]), hash)
+redis.call("ZADD", KEYS[3], now + ttlMs, hash)
+redis.call("HSET", KEYS[4], hash, objectKey)
+redis.call("DEL", KEYS[5])
+redis.call("ZREM", KEYS[6], hash)
+redis.call("ZREMRANGEBYSCORE", KEYS[6], "-inf", "(" .. now)
+-- expired entries first (not counted as evicted)
+for _, member in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now, "LIMIT", 0, budget)) do
+  dropEntry(prefix .. member, KEYS[2], KEYS[3], KEYS[4], member, obsolete)
+end
+-- then the least recently accessed beyond maxEntries; expired entries the sweep left are not counted as live
+local evicted = 0
+local size = redis.call("ZCARD", KEYS[2])
+local excess = size - redis.call("ZCOUNT", KEYS[3], "-inf", now) - maxEntries
+if excess > 0 then
+  local quota = math.min(excess, budget)
+  local live = redis.call("ZRANGE", KEYS[2], 0, quota + lookAhead - 1)
+  local entryKeys = {}
+  for i, member in ipairs(live) do entryKeys[i] = prefix .. member end
+  -- one EXISTS for the whole window; member by member only when it holds a ghost (or an expired entry)
+  if #live > 0 and redis.call("EXISTS", unpack(entryKeys)) < #live then
+    local window, ghosts = live, 0
+    live = {}
+    for i, member in ipairs(window) do
+      if redis.call("EXISTS", entryKeys[i]) == 1 then
+        table.insert(live, member)
+      else
+        local expiry = redis.call("ZSCORE", KEYS[3], member)
+        -- an expired entry was never counted in the excess: it is left to the sweep
+        if not (expiry and tonumber(expiry) <= now) then
+          dropEntry(entryKeys[i], KEYS[2], KEYS[3], KEYS[4], member, obsolete)
+          excess = excess - 1
+          ghosts = ghosts + 1
+        end
+      end
+    end
+    if ghosts > 0 and #window < size then quota = 0 end
+  end
+  for i = 1, math.min(excess, quota, #live) do
+    dropEntry(prefix .. live[i], KEYS[2], KEYS[3], KEYS[4], live[i], obsolete)
+    evicted = evicted + 1
+  end
+end
+return {1, evicted, obsolete}
 `
 
 /**
@@ -127,38 +229,58 @@ return out
 `
 
 /**
- * KEYS: lru, exp, obj, then one entry key per hash. ARGV: the hashes. Returns the object keys of removed entries.
+ * KEYS: lru, exp, obj, locked, then one entry key per hash, then one lock key per hash. ARGV: the hashes.
+ * Returns the object keys of removed entries.
  *
  * @internal
  */
 export const remove = `${dropEntry}
+local n = #ARGV
 local out = {}
 for i, member in ipairs(ARGV) do
-  dropEntry(KEYS[3 + i], KEYS[1], KEYS[2], KEYS[3], member, out)
+  dropEntry(KEYS[4 + i], KEYS[1], KEYS[2], KEYS[3], member, out)
+  redis.call("DEL", KEYS[4 + n + i])
+  redis.call("ZREM", KEYS[4], member)
 end
 return out
 `
 
 /**
- * One batch of removing a namespace, so a large namespace never blocks Redis for long.
- * KEYS: lru, exp, obj, locks. ARGV: entry key prefix, lock key prefix, batch size.
- * Returns `{done (0/1), {object keys}}`; the last batch also removes the indexes and the locks.
+ * KEYS: entry, lru, exp, obj. ARGV: hash, object key (`""` matches a record without one). Returns 1 when removed.
  *
  * @internal
  */
-export const removeNamespaceBatch = `${dropEntry}
+export const removeIf = `${dropEntry}
+if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
+if (redis.call("HGET", KEYS[1], "objectKey") or "") ~= ARGV[2] then return 0 end
+dropEntry(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], {})
+return 1
+`
+
+/**
+ * One bounded step of clearing a namespace, so a large namespace never blocks Redis for long: every lock of the
+ * namespace, then up to a batch of entries; the step that empties the namespace also removes its indexes.
+ * KEYS: lru, exp, obj, locked, locks (the SET of earlier versions). ARGV: entry key prefix, lock key prefix, batch size.
+ * Returns `{done (0/1), {object keys}}`.
+ *
+ * @internal
+ */
+export const clearNamespace = `${dropEntry}
+for _, member in ipairs(redis.call("ZRANGE", KEYS[4], 0, -1)) do redis.call("DEL", ARGV[2] .. member) end
+redis.call("DEL", KEYS[4])
+local batch = tonumber(ARGV[3])
 local out = {}
-local members = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[3]) - 1)
-for _, member in ipairs(members) do
-  dropEntry(ARGV[1] .. member, KEYS[1], KEYS[2], KEYS[3], member, out)
+local members = redis.call("ZRANGE", KEYS[1], 0, batch)
+for i = 1, math.min(#members, batch) do
+  dropEntry(ARGV[1] .. members[i], KEYS[1], KEYS[2], KEYS[3], members[i], out)
 end
-if #members < tonumber(ARGV[3]) then
-  for _, objectKey in ipairs(redis.call("HVALS", KEYS[3])) do table.insert(out, objectKey) end
-  for _, member in ipairs(redis.call("SMEMBERS", KEYS[4])) do redis.call("DEL", ARGV[2] .. member) end
-  redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-  return {1, out}
-end
-return {0, out}
+if #members > batch then return {0, out} end
+-- objects the obj index still names without an LRU member (none, unless the indexes were edited by hand)
+for _, objectKey in ipairs(redis.call("HVALS", KEYS[3])) do table.insert(out, objectKey) end
+redis.call("DEL", KEYS[1], KEYS[2], KEYS[3])
+-- the lock keys it lists expire on their own; it may be large, so it is freed off the main thread
+redis.call("UNLINK", KEYS[5])
+return {1, out}
 `
 
 /**
@@ -170,4 +292,17 @@ export const size = `
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call("ZCARD", KEYS[1]) - redis.call("ZCOUNT", KEYS[2], "-inf", now)
+`
+
+/**
+ * KEYS: the id key. ARGV: a fresh random id. Returns the stored id, storing the fresh one if there was none, so
+ * concurrent first clients agree.
+ *
+ * @internal
+ */
+export const storeId = `
+local id = redis.call("GET", KEYS[1])
+if id then return id end
+redis.call("SET", KEYS[1], ARGV[1])
+return ARGV[1]
 `

@@ -5,12 +5,13 @@
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
-import type { EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
+import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
 import { EntryRecord as EntryRecordSchema } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import { call, describeServer } from "./client.js"
 
@@ -36,7 +37,31 @@ const RecordFromStrings = Schema.Struct({
   keyPreview: Schema.String
 })
 const decodeRecord = Schema.decodeUnknownEither(RecordFromStrings)
-const fieldNames = Object.keys(EntryRecordSchema.fields) as ReadonlyArray<keyof EntryRecord>
+const fieldNames = Object.keys(EntryRecordSchema.fields) as ReadonlyArray<keyof EntryRecord & string>
+
+/** A record as read: decoded, or malformed with the raw object key that `removeIf` needs to drop exactly it. */
+type Read =
+  | { readonly _tag: "Record"; readonly record: EntryRecord }
+  | { readonly _tag: "Malformed"; readonly objectKey: string; readonly description: string }
+
+type Malformed = Extract<Read, { readonly _tag: "Malformed" }>
+
+const readFields = (reply: ReadonlyArray<unknown>): Read => {
+  const fields: Record<string, unknown> = {}
+  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
+  return Either.match(decodeRecord(fields), {
+    onLeft: (error) => ({
+      _tag: "Malformed",
+      objectKey: typeof fields.objectKey === "string" ? fields.objectKey : "",
+      description: error.message
+    }),
+    onRight: (record) => ({ _tag: "Record", record })
+  })
+}
+
+const acquired: LookupResult = { _tag: "Acquired" }
+const busy: LookupResult = { _tag: "Busy" }
+const lockLost: CommitResult = { _tag: "LockLost" }
 
 /** @internal */
 export const make = (client: Client & Scripted, options: StoreOptions): MetadataStore["Type"] => {
@@ -54,10 +79,13 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       obj: `${base}obj`,
       lockPrefix: `${base}lock:`,
       lock: (hash: string) => `${base}lock:${hash}`,
-      locks: `${base}locks`
+      locked: `${base}locked`,
+      // written by earlier versions only; clearNamespace removes it
+      legacyLocks: `${base}locks`
     }
   }
   const namespacesKey = `${prefix}namespaces`
+  const idKey = `${prefix}id`
 
   const invalid = (method: string, description: string) =>
     new MetadataStoreError({ reason: "InvalidArgument", method, description })
@@ -75,87 +103,216 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       ? Either.right(hashes)
       : Either.left(invalid(method, `${JSON.stringify(bad.slice(0, 80))} is not an entry hash (64 lowercase hex)`))
   }
+  const lockTtl = (lockTtlMs: number) => Math.max(1, Math.ceil(lockTtlMs))
 
-  const parseRecord = (
-    method: string,
-    reply: unknown
-  ): Effect.Effect<Option.Option<EntryRecord>, MetadataStoreError> => {
-    if (!Array.isArray(reply) || reply.length === 0) return Effect.succeedNone
-    const fields: Record<string, unknown> = {}
-    for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
-    return Either.match(decodeRecord(fields), {
-      onLeft: (error) =>
-        Effect.fail(
+  const warnMalformed = (method: string, namespace: string, hash: string, read: Malformed) =>
+    Effect.logWarning(
+      method === "lookup"
+        ? "s3cache: dropped a malformed entry record from Redis; the lookup goes on as for a missing one"
+        : "s3cache: read a malformed entry record from Redis as missing"
+    ).pipe(Effect.annotateLogs({
+      "s3cache.namespace": namespace,
+      "s3cache.hash": hash,
+      "s3cache.redis": server,
+      "s3cache.problem": read.description
+    }))
+
+  let storeId: string | undefined
+  const readId = call("id", server, () => client.s3cacheStoreId(1, idKey, crypto.randomBytes(12).toString("base64url")))
+    .pipe(
+      Effect.flatMap((reply) => {
+        if (typeof reply === "string" && CacheKey.isStoreId(reply)) {
+          storeId = reply
+          return Effect.succeed(reply)
+        }
+        return Effect.fail(
           new MetadataStoreError({
             reason: "Protocol",
-            method,
-            description: `Redis at ${server}: a malformed entry record: ${error.message}`
+            method: "id",
+            description:
+              `Redis at ${server}: ${idKey} holds ${
+                JSON.stringify(String(reply).slice(0, 80))
+              }, which is not a store id (8 to 64 of [A-Za-z0-9_-]); delete the key to let the store create a new id ` +
+              "(objects written under the old one are then left to be removed by hand)"
           })
-        ),
-      onRight: (record) => Effect.succeedSome(record)
-    })
+        )
+      }),
+      withSpan("id", server, undefined)
+    )
+  // Read once, then memoized: every client of this server and prefix reads the same value, which only a lost
+  // database would change. Not read at build time, so the layer builds while Redis is down.
+  const id: MetadataStore["Type"]["id"] = Effect.suspend(() => storeId !== undefined ? Effect.succeed(storeId) : readId)
+
+  const removeIfRaw = (namespace: string, hash: string, objectKey: string) => {
+    const k = keys(namespace)
+    return call(
+      "removeIf",
+      server,
+      () => client.s3cacheRemoveIf(4, k.entry(hash), k.lru, k.exp, k.obj, hash, objectKey)
+    ).pipe(Effect.map((removed) => Number(removed) === 1))
+  }
+
+  // Taking a lock registers the namespace first (see `takeLock` in the scripts): the scripts answer "unregistered"
+  // (4) where the namespace shows no sign of being registered, and the caller registers it and asks again. Once a
+  // namespace has records or locks, a lookup stays one round trip.
+  const register = (method: string, namespace: string) =>
+    call(method, server, () => client.sadd(namespacesKey, namespace))
+
+  const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
+    const k = keys(namespace)
+    return call("lookup", server, () =>
+      client.s3cacheLookup(
+        4,
+        k.entry(hash),
+        k.lru,
+        k.lock(hash),
+        k.locked,
+        hash,
+        token,
+        lockTtl(lockTtlMs),
+        registered ? "1" : "0"
+      )).pipe(
+        Effect.flatMap((
+          reply
+        ): Effect.Effect<LookupResult | Malformed | { readonly _tag: "Unregistered" }, MetadataStoreError> => {
+          const [tag, fields] = reply as [number, unknown]
+          if (tag === 2) return Effect.succeed(acquired)
+          if (tag === 3) return Effect.succeed(busy)
+          if (tag === 4 && !registered) return Effect.succeed({ _tag: "Unregistered" })
+          if (tag !== 1 || !Array.isArray(fields) || fields.length === 0) {
+            return Effect.fail(
+              new MetadataStoreError({
+                reason: "Protocol",
+                method: "lookup",
+                description: `Redis at ${server}: an unexpected lookup reply`
+              })
+            )
+          }
+          const read = readFields(fields)
+          return Effect.succeed(read._tag === "Record" ? { _tag: "Hit", record: read.record } : read)
+        })
+      )
   }
 
   const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, { lockTtlMs, token }) =>
     Effect.gen(function*() {
       yield* checkNamespace("lookup", namespace)
       yield* checkHashes("lookup", [hash])
-      const k = keys(namespace)
-      const reply = yield* call(
-        "lookup",
-        server,
-        () => client.s3cacheLookup(4, k.entry(hash), k.lru, k.lock(hash), k.locks, hash, token, Math.ceil(lockTtlMs))
-      )
-      const [tag, fields] = reply as [number, unknown]
-      if (tag === 2) return { _tag: "Acquired" } as LookupResult
-      if (tag === 3) return { _tag: "Busy" } as LookupResult
-      const record = yield* parseRecord("lookup", fields)
-      if (Option.isNone(record)) {
-        return yield* new MetadataStoreError({
-          reason: "Protocol",
-          method: "lookup",
-          description: "a hit without fields"
-        })
+      let registered = false
+      let dropped = false
+      // at most three calls: one to register the namespace, one after dropping a malformed record
+      while (true) {
+        const result = yield* lookupOnce(namespace, hash, token, lockTtlMs, registered)
+        switch (result._tag) {
+          case "Unregistered": {
+            yield* register("lookup", namespace)
+            registered = true
+            break
+          }
+          case "Malformed": {
+            // A record that does not decode would fail every lookup until its TTL ends: drop exactly it and look
+            // again, so the caller takes the lock and writes a good one.
+            if (dropped) {
+              return yield* new MetadataStoreError({
+                reason: "Protocol",
+                method: "lookup",
+                description:
+                  `Redis at ${server}: the entry record is malformed again after it was dropped: ${result.description}`
+              })
+            }
+            yield* removeIfRaw(namespace, hash, result.objectKey)
+            yield* warnMalformed("lookup", namespace, hash, result)
+            dropped = true
+            break
+          }
+          default:
+            return result
+        }
       }
-      return { _tag: "Hit", record: record.value } as LookupResult
     }).pipe(withSpan("lookup", server, namespace))
 
-  const commit: MetadataStore["Type"]["commit"] = (record, { maxEntries, token }) =>
+  const acquireLock: MetadataStore["Type"]["acquireLock"] = (namespace, hash, { lockTtlMs, token }) =>
     Effect.gen(function*() {
-      yield* checkNamespace("commit", record.namespace)
-      yield* checkHashes("commit", [record.hash])
-      const k = keys(record.namespace)
-      const fields = fieldNames.flatMap((name) => [name, String(record[name])])
-      // the registry of namespaces lives in another slot, so it cannot be part of the script
-      yield* call("commit", server, () => client.sadd(namespacesKey, record.namespace))
-      const reply = yield* call("commit", server, () =>
-        client.s3cacheCommit(
-          6,
-          k.entry(record.hash),
-          k.lru,
-          k.exp,
-          k.obj,
-          k.lock(record.hash),
-          k.locks,
-          record.hash,
-          token ?? "",
-          maxEntries,
-          Math.max(1, Math.ceil(record.ttlMs)),
-          k.entryPrefix,
-          record.objectKey,
-          ...fields
-        ))
-      const [evicted, obsolete] = reply as [number, Array<string>]
-      return { evicted, obsolete }
-    }).pipe(withSpan("commit", server, record.namespace))
+      yield* checkNamespace("acquireLock", namespace)
+      yield* checkHashes("acquireLock", [hash])
+      const k = keys(namespace)
+      const attempt = (registered: boolean) =>
+        call("acquireLock", server, () =>
+          client.s3cacheAcquireLock(
+            3,
+            k.lock(hash),
+            k.locked,
+            k.lru,
+            hash,
+            token,
+            lockTtl(lockTtlMs),
+            registered ? "1" : "0"
+          )).pipe(Effect.map(Number))
+      let answer = yield* attempt(false)
+      if (answer === 4) {
+        yield* register("acquireLock", namespace)
+        answer = yield* attempt(true)
+      }
+      return answer === 2
+    }).pipe(withSpan("acquireLock", server, namespace))
+
+  const renewLock: MetadataStore["Type"]["renewLock"] = (namespace, hash, { lockTtlMs, token }) =>
+    Effect.gen(function*() {
+      yield* checkNamespace("renewLock", namespace)
+      yield* checkHashes("renewLock", [hash])
+      const k = keys(namespace)
+      const renewed = yield* call(
+        "renewLock",
+        server,
+        () => client.s3cacheRenewLock(2, k.lock(hash), k.locked, hash, token, lockTtl(lockTtlMs))
+      )
+      return Number(renewed) === 1
+    }).pipe(withSpan("renewLock", server, namespace))
 
   const releaseLock: MetadataStore["Type"]["releaseLock"] = (namespace, hash, token) =>
     Effect.gen(function*() {
       yield* checkNamespace("releaseLock", namespace)
       yield* checkHashes("releaseLock", [hash])
       const k = keys(namespace)
-      yield* call("releaseLock", server, () => client.s3cacheReleaseLock(2, k.lock(hash), k.locks, hash, token))
+      yield* call("releaseLock", server, () => client.s3cacheReleaseLock(2, k.lock(hash), k.locked, hash, token))
     }).pipe(withSpan("releaseLock", server, namespace))
+
+  const commit: MetadataStore["Type"]["commit"] = (record, { maxEntries, token }) =>
+    Effect.gen(function*() {
+      yield* checkNamespace("commit", record.namespace)
+      yield* checkHashes("commit", [record.hash])
+      const k = keys(record.namespace)
+      // Taking the lock registered the namespace already; registering it again before the record exists covers a
+      // registry that lost it (an operator, an allkeys-* eviction). The registry lives in another slot, so it cannot
+      // be part of the script. Both commands are sent at once: one round trip, and the script is on the wire even if
+      // the caller stops waiting for the registry's answer (a commit that is cut off half-sent is a commit lost for
+      // no reason). A commit that then finds its lock lost leaves at worst an empty namespace registered, which the
+      // next clear forgets in one step.
+      const fields = fieldNames.flatMap((name) => [name, String(record[name])])
+      const [, reply] = yield* Effect.all([
+        register("commit", record.namespace),
+        call("commit", server, () =>
+          client.s3cacheCommit(
+            6,
+            k.entry(record.hash),
+            k.lru,
+            k.exp,
+            k.obj,
+            k.lock(record.hash),
+            k.locked,
+            record.hash,
+            token,
+            maxEntries,
+            Math.max(1, Math.ceil(record.ttlMs)),
+            k.entryPrefix,
+            record.objectKey,
+            ...fields
+          ))
+      ], { concurrency: "unbounded" })
+      const [tag, evicted, obsolete] = reply as [number, number, Array<string>]
+      if (tag !== 1) return lockLost
+      return { _tag: "Committed", obsolete, evicted: Number(evicted) } satisfies CommitResult
+    }).pipe(withSpan("commit", server, record.namespace))
 
   const getMany: MetadataStore["Type"]["getMany"] = (namespace, hashes) =>
     Effect.gen(function*() {
@@ -163,12 +320,21 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("getMany", hashes)
       if (hashes.length === 0) return []
       const k = keys(namespace)
-      const replies = yield* call(
+      const replies = (yield* call(
         "getMany",
         server,
         () => client.s3cacheGetMany(hashes.length, ...hashes.map(k.entry))
-      )
-      return yield* Effect.forEach(replies as Array<unknown>, (reply) => parseRecord("getMany", reply))
+      )) as Array<unknown>
+      // A malformed record reads as missing, so that one bad record cannot stop a whole cleanup; the lookup of its
+      // hash drops it.
+      return yield* Effect.forEach(hashes, (hash, i) => {
+        const reply = replies[i]
+        if (!Array.isArray(reply) || reply.length === 0) return Effect.succeedNone
+        const read = readFields(reply)
+        return read._tag === "Record"
+          ? Effect.succeedSome(read.record)
+          : Effect.as(warnMalformed("getMany", namespace, hash, read), Option.none<EntryRecord>())
+      })
     }).pipe(withSpan("getMany", server, namespace))
 
   const remove: MetadataStore["Type"]["remove"] = (namespace, hashes) =>
@@ -179,39 +345,44 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const k = keys(namespace)
       return (yield* call("remove", server, () =>
         client.s3cacheRemove(
-          3 + hashes.length,
+          4 + 2 * hashes.length,
           k.lru,
           k.exp,
           k.obj,
+          k.locked,
           ...hashes.map(k.entry),
+          ...hashes.map(k.lock),
           ...hashes
         ))) as Array<string>
     }).pipe(withSpan("remove", server, namespace))
 
-  const removeNamespace: MetadataStore["Type"]["removeNamespace"] = (namespace) =>
+  const removeIf: MetadataStore["Type"]["removeIf"] = (namespace, hash, objectKey) =>
     Effect.gen(function*() {
-      yield* checkNamespace("removeNamespace", namespace)
+      yield* checkNamespace("removeIf", namespace)
+      yield* checkHashes("removeIf", [hash])
+      return yield* removeIfRaw(namespace, hash, objectKey)
+    }).pipe(withSpan("removeIf", server, namespace))
+
+  const clearNamespace: MetadataStore["Type"]["clearNamespace"] = (namespace) =>
+    Effect.gen(function*() {
+      yield* checkNamespace("clearNamespace", namespace)
       const k = keys(namespace)
-      const objectKeys: Array<string> = []
-      // batch after batch, so a namespace of millions never blocks Redis in one script
-      while (true) {
-        const [done, batch] = (yield* call("removeNamespace", server, () =>
-          client.s3cacheRemoveNamespaceBatch(
-            4,
-            k.lru,
-            k.exp,
-            k.obj,
-            k.locks,
-            k.entryPrefix,
-            k.lockPrefix,
-            options.removeBatchSize
-          ))) as [number, Array<string>]
-        for (const key of batch) objectKeys.push(key)
-        if (done === 1) break
-      }
-      yield* call("removeNamespace", server, () => client.srem(namespacesKey, namespace))
-      return objectKeys
-    }).pipe(withSpan("removeNamespace", server, namespace))
+      const [done, objectKeys] = (yield* call("clearNamespace", server, () =>
+        client.s3cacheClearNamespace(
+          5,
+          k.lru,
+          k.exp,
+          k.obj,
+          k.locked,
+          k.legacyLocks,
+          k.entryPrefix,
+          k.lockPrefix,
+          options.removeBatchSize
+        ))) as [number, Array<string>]
+      if (done !== 1) return { done: false, objectKeys } satisfies ClearStep
+      yield* call("clearNamespace", server, () => client.srem(namespacesKey, namespace))
+      return { done: true, objectKeys } satisfies ClearStep
+    }).pipe(withSpan("clearNamespace", server, namespace))
 
   const namespaces: MetadataStore["Type"]["namespaces"] = call(
     "namespaces",
@@ -227,7 +398,20 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       return Number(yield* call("size", server, () => client.s3cacheSize(2, k.lru, k.exp)))
     }).pipe(withSpan("size", server, namespace))
 
-  return { lookup, commit, releaseLock, getMany, remove, removeNamespace, namespaces, size }
+  return {
+    id,
+    lookup,
+    acquireLock,
+    renewLock,
+    releaseLock,
+    commit,
+    getMany,
+    remove,
+    removeIf,
+    clearNamespace,
+    namespaces,
+    size
+  }
 }
 
 const withSpan =

@@ -288,11 +288,13 @@ const makeWith = (
 
 /**
  * Starts `redis-server` on `127.0.0.1` (on `options.port`, or a free port) with no persistence, and waits until it
- * answers PING (at most 5 s). Fails with a message saying how to install Redis when `redis-server` is missing.
+ * answers PING (at most 5 s). `options.args` are passed to the server after the defaults (`--maxmemory 10mb`,
+ * `--maxmemory-policy noeviction`, …) and kept across `restart`. Fails with a message saying how to install Redis
+ * when `redis-server` is missing.
  */
 export const make = (
-  options: { readonly port?: number | undefined } = {}
-): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> => makeWith(options, [])
+  options: { readonly port?: number | undefined; readonly args?: ReadonlyArray<string> | undefined } = {}
+): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> => makeWith(options, options.args ?? [])
 
 // --- clusters ---------------------------------------------------------------------------------------------------
 
