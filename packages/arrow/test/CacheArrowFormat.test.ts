@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type * as MetadataStore from "@s3cache/core/MetadataStore"
 import * as Serializer from "@s3cache/core/Serializer"
 import { counted, type Harness, makeHarness } from "@s3cache/core/test/harness"
+import { commitHeld } from "@s3cache/core/test/MetadataStoreSuite"
 import * as Arrow from "apache-arrow"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -127,17 +128,14 @@ const replacePayload = (harness: Harness, record: MetadataStore.EntryRecord, byt
   Effect.gen(function*() {
     const sealed = yield* Serializer.make({}).encode(bytes, { format: "bytes", compression: "none" })
     yield* harness.blobs.put(record.objectKey, sealed.bytes)
-    yield* harness.metadata.commit(
-      {
-        ...record,
-        format: "arrow",
-        compression: "none",
-        checksum: sealed.checksum,
-        rawSize: sealed.rawSize,
-        storedSize: sealed.bytes.byteLength
-      },
-      { maxEntries: 1000 }
-    )
+    yield* commitHeld(harness.metadata, {
+      ...record,
+      format: "arrow",
+      compression: "none",
+      checksum: sealed.checksum,
+      rawSize: sealed.rawSize,
+      storedSize: sealed.bytes.byteLength
+    }, 1000)
   })
 
 /** The entry is a miss: the effect runs again, its (right) value comes back, the error is counted, the entry is rewritten. */

@@ -9,6 +9,7 @@ import { BlobStore } from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
 import type * as CacheConfig from "@s3cache/core/CacheConfig"
 import * as MetadataStore from "@s3cache/core/MetadataStore"
+import { commitHeld } from "@s3cache/core/test/MetadataStoreSuite"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ChildProcess from "node:child_process"
@@ -165,7 +166,7 @@ describe("Cache + MetadataStore (memory) + S3BlobStore (s3rver)", () => {
         assert.strictEqual(parsed.stats.writes, 1)
         // the shared metadata store (Redis in production), carried over by hand
         const metadata = yield* MetadataStore.makeMemory
-        yield* metadata.commit(parsed.record, { maxEntries: 100 })
+        yield* commitHeld(metadata, parsed.record, 100)
         const reader = yield* processOn(metadata)
         const value = yield* reader.cached(Effect.die("must hit what the child wrote"), {
           key: "cross-process",

@@ -7,6 +7,7 @@ import { BlobStore } from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
 import * as CacheKey from "@s3cache/core/CacheKey"
 import * as MetadataStore from "@s3cache/core/MetadataStore"
+import { commitHeld } from "@s3cache/core/test/MetadataStoreSuite"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -61,12 +62,16 @@ describe("Cache.cleanupOrphanedObjects on S3BlobStore (s3rver)", () => {
         assert.isTrue(live._tag === "Some")
         const liveKey = live._tag === "Some" ? live.value.objectKey : ""
         const otherHash = yield* cache.hashKey("other")
-        const replaced = CacheKey.objectKey("default", liveHash, "old-write")
-        const unrecorded = CacheKey.objectKey("default", otherHash, "w")
-        const temp = `${CacheKey.objectKey("default", otherHash, "w2")}.tmp-x1`
-        for (const key of [replaced, unrecorded, temp, "notes/README.txt"]) yield* store.put(key, new Uint8Array([1]))
+        const storeId = yield* metadata.id
+        const replaced = CacheKey.objectKey(storeId, "default", liveHash, "old-write")
+        const unrecorded = CacheKey.objectKey(storeId, "default", otherHash, "w")
+        const temp = `${CacheKey.objectKey(storeId, "default", otherHash, "w2")}.tmp-x1`
+        const notes = `${storeId}/notes/README.txt`
+        // another deployment's orphan-looking object in the same bucket prefix: not this cache's to judge
+        const theirs = CacheKey.objectKey("another-deployment", "default", otherHash, "w")
+        for (const key of [replaced, unrecorded, temp, notes, theirs]) yield* store.put(key, new Uint8Array([1]))
         yield* pastGrace
-        const young = CacheKey.objectKey("default", otherHash, "in-progress")
+        const young = CacheKey.objectKey(storeId, "default", otherHash, "in-progress")
         yield* store.put(young, new Uint8Array([2]))
 
         const dry = yield* cache.cleanupOrphanedObjects({ dryRun: true, olderThan: graceAge })
@@ -80,11 +85,11 @@ describe("Cache.cleanupOrphanedObjects on S3BlobStore (s3rver)", () => {
           deleted: 0,
           failed: 0
         })
-        assert.strictEqual((yield* keysIn(store)).length, 6, "a dry run deletes nothing")
+        assert.strictEqual((yield* keysIn(store)).length, 7, "a dry run deletes nothing")
 
         const report = yield* cache.cleanupOrphanedObjects({ olderThan: graceAge, batchSize: 2 })
         assert.deepStrictEqual(report, { ...dry, dryRun: false, deleted: 3 })
-        assert.deepStrictEqual(yield* keysIn(store), [liveKey, young, "notes/README.txt"].sort())
+        assert.deepStrictEqual(yield* keysIn(store), [liveKey, young, notes, theirs].sort())
         assert.strictEqual(yield* cache.cached(Effect.die("must hit"), { key: "live" }), "kept")
       }),
     30_000
@@ -98,12 +103,13 @@ describe("Cache.cleanupOrphanedObjects on S3BlobStore (s3rver)", () => {
         const { cache, direct, metadata } = yield* setup
         const total = 10_000
         const referencedCount = 1_000
-        const keys = Array.from({ length: total }, (_, i) => CacheKey.objectKey("bulk", randomHash(), `w${i}`))
+        const storeId = yield* metadata.id
+        const keys = Array.from({ length: total }, (_, i) => CacheKey.objectKey(storeId, "bulk", randomHash(), `w${i}`))
         yield* Effect.forEach(keys, (key) => direct.put(key, new Uint8Array([1])), { concurrency: 32, discard: true })
         // the first 1,000 are live entries
         for (const objectKey of keys.slice(0, referencedCount)) {
           const parsed = CacheKey.parseObjectKey(objectKey)!
-          yield* metadata.commit({
+          yield* commitHeld(metadata, {
             hash: parsed.hash,
             namespace: "bulk",
             objectKey,
@@ -116,7 +122,7 @@ describe("Cache.cleanupOrphanedObjects on S3BlobStore (s3rver)", () => {
             ttlMs: 3_600_000,
             codecVersion: 1,
             keyPreview: "bulk"
-          }, { maxEntries: total })
+          }, total)
         }
         yield* pastGrace
         proxy.clear()
