@@ -61,6 +61,18 @@ describe("fail-open: the metadata store", () => {
       assert.strictEqual(yield* pastDeadline(cache.cached(Effect.succeed("v"), { key: "k" }), "500 millis"), "v")
     }))
 
+  it.scoped("a lookup that never answers and ignores interruption does not hold up flush", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        cache: { metadataTimeout: "500 millis" },
+        metadata: () => ({ lookup: () => Effect.uninterruptible(Effect.never) })
+      })
+      assert.strictEqual(yield* pastDeadline(cache.cached(Effect.succeed("v"), { key: "k" }), "500 millis"), "v")
+      const flushed = yield* Effect.fork(cache.flush)
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(Option.isSome(yield* Fiber.poll(flushed)), "flush returned")
+    }))
+
   it.scoped("a defect in a store is fenced like a failure", () =>
     Effect.gen(function*() {
       const { cache } = yield* makeHarness({

@@ -77,12 +77,18 @@ describe("a reader holding an old record", () => {
 describe("unknown outcomes", () => {
   it.scoped("a lookup that times out but took the lock on the store: the lock is released once it settles", () =>
     Effect.gen(function*() {
+      let tookLock = false
       const { cache, metadata } = yield* makeHarness({
         cache: { metadataTimeout: "500 millis", stampedeLockLease: "1 minute", stampedeLockTtl: "2 minutes" },
         // the store takes the lock, but its answer arrives after the deadline
         metadata: (store) => ({
           lookup: (ns, hash, options) =>
-            Effect.uninterruptible(Effect.zipRight(Effect.sleep("2 seconds"), store.lookup(ns, hash, options)))
+            Effect.uninterruptible(
+              Effect.sleep("2 seconds").pipe(
+                Effect.zipRight(store.lookup(ns, hash, options)),
+                Effect.tap((result) => Effect.sync(() => (tookLock = result._tag === "Acquired")))
+              )
+            )
         })
       })
       const query = counted("v")
@@ -91,8 +97,13 @@ describe("unknown outcomes", () => {
       assert.strictEqual(yield* Fiber.join(call), "v")
       assert.strictEqual((yield* cache.stats).bypassed, 1)
       yield* TestClock.adjust("2 seconds")
-      yield* cache.flush
+      yield* waitUntil(Effect.sync(() => tookLock))
       const hash = yield* cache.hashKey("k")
+      // the release runs in the background once the lookup settled: wait for the lock to be free (or die trying)
+      yield* waitUntil(
+        Effect.map(metadata.acquireLock("default", hash, { token: "probe", lockTtlMs: 1 }), (free) => free)
+      )
+      yield* metadata.releaseLock("default", hash, "probe")
       const lookup = yield* metadata.lookup("default", hash, { token: "another process", lockTtlMs: 1000 })
       assert.strictEqual(lookup._tag, "Acquired", "no ownerless lock holds the key for a lease")
     }))

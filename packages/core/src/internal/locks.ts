@@ -113,7 +113,17 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
                 }
                 // The lookup may have taken the lock on the server and only its answer be late: stop waiting for
                 // it, and once it settled (a store call sent before the release is answered before it), release.
-                return background(Effect.zipRight(Fiber.interrupt(call), release(target, token)))
+                // A call that never settles is waited for one lease at most; its token stays known until a release
+                // succeeds, so closing the cache releases it at the latest. Not a release `flush` waits for: a store
+                // call that ignores interruption must not hold it up.
+                return Effect.asVoid(FiberSet.run(
+                  housekeeping,
+                  Fiber.interruptFork(call).pipe(
+                    Effect.zipRight(Effect.timeoutOption(Fiber.await(call), Duration.millis(leaseMs))),
+                    Effect.zipRight(release(target, token)),
+                    Effect.interruptible
+                  )
+                ))
               })
             )
           )
