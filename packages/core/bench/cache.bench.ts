@@ -7,9 +7,14 @@
  * - miss: a new key each time (lookup + lock + the effect + forking the background write); the caller's latency;
  * - persist: the background write of one miss (encode + compress + write + commit), waited for with `flush`.
  *
+ * Then what the snapshot costs a miss (1 KB, 100 KB, 10 MB): a miss encodes the value when the effect completes,
+ * before the caller gets it, so that what is stored is the value as it was then. For each payload: the miss latency
+ * on the memory stores, the snapshot alone (`Serializer.snapshot`), and what a caller that joined the computation pays
+ * for a copy of its own (`Serializer.restore`).
+ *
  * Medians and p99 in milliseconds; this machine is noisy, so compare ratios within one run.
  */
-import { Cache } from "@s3cache/core"
+import { Cache, Serializer } from "@s3cache/core"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -44,7 +49,7 @@ const time = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const measure = <E, R>(n: number, sample: (i: number) => Effect.Effect<number, E, R>) =>
   Effect.gen(function*() {
-    for (let i = 0; i < warmup; i++) yield* sample(-1 - i)
+    for (let i = 0; i < Math.min(warmup, n); i++) yield* sample(-1 - i)
     const samples: Array<number> = []
     for (let i = 0; i < n; i++) samples.push(yield* sample(i))
     return summarize(samples)
@@ -79,6 +84,42 @@ const bench = (payloadName: keyof typeof payloads) =>
 
 const fmt = (ms: number) => ms < 0.01 ? ms.toFixed(4) : ms < 1 ? ms.toFixed(3) : ms.toFixed(2)
 
+const rowsOf = (n: number) => Array.from({ length: n }, (_, id) => ({ id, amount: id * 1.5, label: `row ${id}` }))
+
+/** Payloads of the snapshot table, with their sizes as v8 encodes them. */
+const snapshotPayloads = [
+  { name: "1 KB object", value: payloads["1 KB object"], n: 1000 },
+  { name: "100 KB rows", value: rowsOf(2_200), n: 300 },
+  { name: "10 MB rows", value: rowsOf(220_000), n: 15 }
+] as const
+
+const snapshotCost = Effect.gen(function*() {
+  const serializer = Serializer.make({})
+  const rows = [
+    "| payload | encoded size | miss median | snapshot median | snapshot / miss | restore median (per joiner) |",
+    "|---|---|---|---|---|---|"
+  ]
+  const layer = Cache.layerEmbedded({ storageBackend: "memory", name: "bench-snapshot", maxCacheEntries: 100_000 })
+  for (const { n, name, value } of snapshotPayloads) {
+    const snapshot = yield* serializer.snapshot(value, { format: "auto" })
+    const effect = Effect.succeed(value)
+    const miss = yield* measure(n, (i) =>
+      Effect.gen(function*() {
+        const ms = yield* time(Cache.cached(effect, ["snapshot", name, i]))
+        yield* Cache.flush
+        return ms
+      })).pipe(Effect.provide(layer))
+    const snap = yield* measure(n, () => time(serializer.snapshot(value, { format: "auto" })))
+    const restore = yield* measure(n, () => time(serializer.restore(snapshot, {})))
+    rows.push(
+      `| ${name} | ${(snapshot.bytes.byteLength / 1024).toFixed(0)} KiB | ${fmt(miss.median)} | ` +
+        `${fmt(snap.median)} | ${(100 * snap.median / miss.median).toFixed(0)} % | ${fmt(restore.median)} |`
+    )
+    yield* Effect.sync(() => console.log(rows[rows.length - 1]))
+  }
+  return rows
+})
+
 const main = Effect.gen(function*() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3cache-bench-"))
   const rows: Array<string> = []
@@ -106,6 +147,7 @@ const main = Effect.gen(function*() {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
+  rows.push("", "What the snapshot costs a miss (memory stores):", "", ...yield* snapshotCost)
   return rows
 })
 
