@@ -100,9 +100,7 @@ describe("unknown outcomes", () => {
       yield* waitUntil(Effect.sync(() => tookLock))
       const hash = yield* cache.hashKey("k")
       // the release runs in the background once the lookup settled: wait for the lock to be free (or die trying)
-      yield* waitUntil(
-        Effect.map(metadata.acquireLock("default", hash, { token: "probe", lockTtlMs: 1 }), (free) => free)
-      )
+      yield* waitUntil(Effect.orDie(metadata.acquireLock("default", hash, { token: "probe", lockTtlMs: 1 })))
       yield* metadata.releaseLock("default", hash, "probe")
       const lookup = yield* metadata.lookup("default", hash, { token: "another process", lockTtlMs: 1000 })
       assert.strictEqual(lookup._tag, "Acquired", "no ownerless lock holds the key for a lease")
