@@ -11,7 +11,6 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { Redis } from "ioredis"
 import { RedisMetadataStore } from "../src/index.js"
 import * as RedisServer from "./utils/RedisServer.js"
 
@@ -33,16 +32,7 @@ const makeCache = (
     )
   })
 
-const rawClient = (url: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const client = new Redis(url, { lazyConnect: true })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit())
-  )
+const rawClient = RedisServer.rawClient
 
 describe("unknown outcomes on Redis", () => {
   it.scopedLive(

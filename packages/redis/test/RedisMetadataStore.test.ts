@@ -17,7 +17,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { RedisMetadataStore } from "../src/index.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
@@ -37,17 +37,7 @@ metadataStoreSuite(
   { clock: "live" }
 )
 
-/** A raw client, for looking at what the store did and for doing what Redis or an operator would do behind its back. */
-const rawOn = (url: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const client = new Redis(url, { lazyConnect: true })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => undefined))
-  )
+const rawOn = RedisServer.rawClient
 
 /** A raw client on the shared test server. */
 const raw = Effect.suspend(() => rawOn(server().url))

@@ -7,6 +7,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -389,3 +390,18 @@ export const makeCluster = (
     })
     return { nodes: servers.map((server) => ({ host: HOST, port: server.port })), servers }
   })
+
+/**
+ * A plain ioredis client on `url`, connected, closed with the scope: for looking at what a store did, and for doing
+ * what Redis or an operator would do behind its back.
+ */
+export const rawClient = (url: string): Effect.Effect<Redis, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Redis(url, { lazyConnect: true })
+      client.on("error", () => {})
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.quit().catch(() => undefined))
+  )
