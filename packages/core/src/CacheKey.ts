@@ -86,9 +86,10 @@ export const validateNamespace = (namespace: string, method: string): Either.Eit
 
 /**
  * Whitespace normalization of a string key: trim, collapse each run of white space to one space, keep case, outside
- * quoted literals only. White space inside `'…'`, `"…"` and `` `…` `` (a doubled quote stays inside) and inside
- * dollar-quoted bodies (`$$…$$`, `$tag$…$tag$`) is kept exactly; a run of white space that ends a `--` or `#` line
- * comment becomes one line break, since a space there would pull the next line into the comment. Where the quoting
+ * quoted literals only. White space inside `'…'`, `"…"` and `` `…` `` (a doubled quote stays inside), inside
+ * dollar-quoted bodies (`$$…$$`, `$tag$…$tag$`) and inside block comments (where a quote opens nothing) is kept
+ * exactly; a run of white space that ends a `--` or `#` line comment becomes one line break, since a space
+ * there would pull the next line into the comment. Where the quoting
  * is unclear (a backslash inside a literal, which some databases read as an escape and others not, or a literal
  * that never ends), the rest of the key is kept as it is: normalizing less costs a miss, never a wrong value.
  *
@@ -139,6 +140,15 @@ export const normalize = (key: string): string => {
         i = end + tag[0].length
         continue
       }
+    }
+    if (char === "/" && text[i + 1] === "*") {
+      // a block comment is kept as it is: a quote inside it opens no literal. Where it does not end, or nests (as
+      // PostgreSQL allows), the rest is kept as it is too
+      const end = text.indexOf("*/", i + 2)
+      if (end < 0 || text.slice(i + 2, end).includes("/*")) return out + text.slice(i)
+      out += text.slice(i, end + 2)
+      i = end + 2
+      continue
     }
     if (char === "#" || (char === "-" && text[i + 1] === "-")) lineComment = true
     out += char

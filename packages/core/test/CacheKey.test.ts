@@ -80,6 +80,13 @@ describe("CacheKey", () => {
       // a line comment ends at the line break: on one line, the rest of the query would be commented out
       ["SELECT a -- note\nFROM t", "SELECT a -- note FROM t"],
       ["SELECT a # note\nFROM t", "SELECT a # note FROM t"],
+      // a quote inside a block comment opens no literal
+      [
+        "/* don't */ SELECT * FROM users WHERE name = 'Ann  Lee'",
+        "/* don't */ SELECT * FROM users WHERE name = 'Ann Lee'"
+      ],
+      ["SELECT 1 /* it's */ , 'a  b'", "SELECT 1 /* it's */ , 'a b'"],
+      ["SELECT /* a  b */ 1", "SELECT /* a b */ 1"],
       // unclear quoting: the rest is kept as it is
       ["SELECT 'a\\'  ||  ' b'", "SELECT 'a\\' || ' b'"],
       ["SELECT 'open  ended", "SELECT 'open ended"]
@@ -90,7 +97,8 @@ describe("CacheKey", () => {
       ["SELECT 'x',\n\n   'y'", "SELECT 'x', 'y'"],
       ["SELECT a -- note\n\n   FROM   t", "SELECT a -- note\nFROM t"],
       ["SELECT $1,  $2  FROM t", "SELECT $1, $2 FROM t"],
-      ["SELECT 'it''s'  FROM   t", "SELECT 'it''s' FROM t"]
+      ["SELECT 'it''s'  FROM   t", "SELECT 'it''s' FROM t"],
+      ["/* don't */\n  SELECT   1", "/* don't */ SELECT 1"]
     ] as const
     for (const [a, b] of same) assert.strictEqual(hashOf(a), hashOf(b), `${a} | ${b}`)
     assert.strictEqual(CacheKey.normalize("  SELECT 'a  b' ,\n \"c  d\"  "), "SELECT 'a  b' , \"c  d\"")
