@@ -141,7 +141,10 @@ export interface Service {
   readonly cleanupOrphanedObjects: (options?: CleanupOptions) => Effect.Effect<CleanupReport, CacheError>
   readonly stats: Effect.Effect<CacheMetrics.Stats>
   readonly hashKey: (key: CacheKey.CacheKey, namespace?: string) => Effect.Effect<string, CacheInputError>
-  /** wait until no background write is pending (each is stored, or failed and was reported) */
+  /**
+   * wait until the background writes pending now are done (each stored, or failed and reported), with the lock
+   * releases that follow them; writes queued later are not waited for
+   */
   readonly flush: Effect.Effect<void>
   /** computations in flight in this process */
   readonly inFlight: Effect.Effect<number>
@@ -341,7 +344,8 @@ export const cleanupOrphanedObjects = (options?: CleanupOptions): Effect.Effect<
 export const stats: Effect.Effect<CacheMetrics.Stats, never, Cache> = Effect.flatMap(Cache, (cache) => cache.stats)
 
 /**
- * Wait until no background write is pending. Closing the layer does this too (bounded by
+ * Wait until the background writes pending now are done (writes queued later are not waited for, so it returns under
+ * steady load too). Closing the layer waits for every pending write (bounded by
  * `shutdownTimeout`); call it where a value must be stored before going on, e.g. before handing work to another
  * process.
  *

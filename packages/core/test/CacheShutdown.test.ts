@@ -22,6 +22,30 @@ const noHang = <A, E>(effect: Effect.Effect<A, E>, what: string) =>
 
 const sharedStores = Effect.all({ metadata: MetadataStore.makeMemory, blobs: BlobStore.makeMemory })
 
+describe("Cache.flush", () => {
+  it.scopedLive("waits for the writes pending when it is called, not for the queue to run dry under load", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        blobs: (store) => ({ put: (key, bytes) => Effect.zipRight(Effect.sleep("200 millis"), store.put(key, bytes)) })
+      })
+      yield* cache.cached(Effect.succeed("first"), { key: "first" })
+      // a new miss every 50 ms: the write queue is never empty
+      let i = 0
+      const miss = Effect.suspend(() => {
+        const n = i++
+        return cache.cached(Effect.succeed(n), { key: `load-${n}` })
+      })
+      const load = yield* Effect.fork(Effect.forever(Effect.zipRight(miss, Effect.sleep("50 millis"))))
+      yield* Effect.sleep("120 millis")
+      yield* noHang(cache.flush, "flush under load")
+      // what was pending at the call is stored
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), { key: "first" }), "first")
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), { key: "load-0" }), 0)
+      assert.isAbove((yield* cache.stats).pendingWrites, 0, "the load went on: the queue never ran dry")
+      yield* Fiber.interrupt(load)
+    }))
+})
+
 describe("closing the cache", () => {
   it.scopedLive("a cold call immediately followed by closing returns, and leaves no entry, computation or lock", () =>
     Effect.gen(function*() {

@@ -18,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -368,7 +369,9 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     }),
     stats: CacheMetrics.stats(metrics),
     // a failed write releases its lock after it: wait for that too, so a flushed cache holds no stale lock
-    flush: Effect.zipRight(writer.flush, FiberSet.awaitEmpty(releases)),
+    flush: Effect.zipRight(writer.flush, Effect.suspend(() => Fiber.awaitAll(Array.from(releases)))).pipe(
+      Effect.asVoid
+    ),
     inFlight: Effect.sync(flights.size)
   }
   return service

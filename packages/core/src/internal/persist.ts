@@ -13,6 +13,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -42,7 +43,7 @@ export interface Persist {
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
   /** closing: wait up to `shutdownTimeout` for pending writes, count the ones that did not finish */
   readonly drain: Effect.Effect<void>
-  /** wait until no write is pending */
+  /** wait until the writes pending now are done (stored, or failed and reported) */
   readonly flush: Effect.Effect<void>
 }
 
@@ -213,6 +214,9 @@ export const make = (
       dropped,
       deleteObjects,
       drain,
-      flush: FiberSet.awaitEmpty(writes)
+      // the writes pending now, not every write to come: under steady load the set is never empty
+      flush: Effect.suspend(() =>
+        Fiber.awaitAll(Array.from(writes))
+      ).pipe(Effect.asVoid)
     } satisfies Persist
   })
