@@ -7,6 +7,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Cache from "../src/Cache.js"
 import * as CacheKey from "../src/CacheKey.js"
@@ -54,6 +55,50 @@ describe("what is stored is the value as it was when the effect completed", () =
         else (a as unknown as { list: Array<number> }).list.push(3)
         assert.deepStrictEqual(b, original, `${key}: one caller's mutation does not reach the other`)
       }
+    }))
+
+  it.scoped("where no copy can be made (a value the format cannot encode), a joiner runs its own effect", () =>
+    Effect.gen(function*() {
+      class Account {
+        constructor(public balance: number) {}
+      }
+      const { cache } = yield* makeHarness()
+      for (const [key, format, make] of [
+        ["class", "auto", () => new Account(100)],
+        ["bigint", "json", () => ({ total: 10n })]
+      ] as const) {
+        const gate = yield* Deferred.make<void>()
+        let runs = 0
+        const effect = Effect.zipRight(Deferred.await(gate), Effect.sync(() => (runs++, make())))
+        const first = yield* Effect.fork(cache.cached(effect, { key, format }))
+        const second = yield* Effect.fork(cache.cached(effect, { key, format }))
+        yield* waitUntil(Effect.map(cache.inFlight, (n) => n === 1))
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        const a = yield* Fiber.join(first)
+        const b = yield* Fiber.join(second)
+        assert.deepStrictEqual(a, b)
+        assert.notStrictEqual(a, b, `${key}: never one object for two callers`)
+        assert.strictEqual(runs, 2)
+      }
+    }))
+
+  it.scoped("a joiner whose schema cannot read the shared value runs its own effect", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness()
+      const gate = yield* Deferred.make<void>()
+      const untyped = Effect.as(Deferred.await(gate), { at: "yesterday" as unknown })
+      const typed = Effect.as(Deferred.await(gate), { at: new Date(0) })
+      const first = yield* Effect.fork(cache.cached(untyped, { key: "k" }))
+      yield* waitUntil(Effect.map(cache.inFlight, (n) => n === 1))
+      const second = yield* Effect.fork(
+        cache.cached(typed, { key: "k", schema: Schema.Struct({ at: Schema.Date }) })
+      )
+      yield* waitUntil(Effect.map(cache.stats, (stats) => stats.coalesced === 1))
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(first), { at: "yesterday" })
+      const mine = yield* Fiber.join(second)
+      assert.instanceOf(mine.at, Date, "never the other call's value, typed as the schema's")
     }))
 
   it.scoped("callers that share a hit each get a value of their own", () =>

@@ -307,18 +307,40 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       })
     })
 
-  /** A joiner's own value: restored from the snapshot, or the shared value when there is none. */
-  const valueFor = (plan: Plan, outcome: Outcome, joined: boolean): Effect.Effect<unknown> =>
-    !joined || outcome.snapshot === undefined
-      ? Effect.succeed(outcome.value)
-      : serializer.restore(outcome.snapshot, { schema: plan.schema }).pipe(
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logDebug("s3cache: could not restore a shared value; handing out the value itself", error),
-            outcome.value
+  /**
+   * What one caller gets. The caller that started the computation gets its value; a caller that joined gets a value
+   * restored from the snapshot, or, where there is none (the format cannot encode the value) or its own call cannot
+   * read it (another schema), runs its own effect uncached: never the same object as another caller, never a value
+   * typed as something it is not.
+   */
+  const valueFor = <A, E, R>(
+    plan: Plan,
+    outcome: Outcome,
+    joined: boolean,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
+    if (!joined) return Effect.succeed(outcome.value as A)
+    const own = Metric.increment(metrics.bypassed).pipe(
+      Effect.zipRight(Metric.increment(metrics.misses)),
+      Effect.zipRight(effect)
+    )
+    if (outcome.snapshot === undefined) {
+      return Effect.zipRight(Effect.logDebug("s3cache: no copy of the shared value to give; running the effect"), own)
+    }
+    return serializer.restore(outcome.snapshot, { schema: plan.schema }).pipe(
+      Effect.matchEffect({
+        onSuccess: (value) => Effect.succeed(value as A),
+        onFailure: (error) =>
+          Effect.zipRight(
+            Effect.logDebug(
+              "s3cache: this call cannot read the shared value (another schema?); running the effect",
+              error
+            ),
+            own
           )
-        )
-      )
+      })
+    )
+  }
 
   const cached: Service["cached"] = <A, E, R>(effect: Effect.Effect<A, E, R>, options: unknown) =>
     Effect.suspend(() => {
@@ -345,7 +367,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           ).pipe(
             Effect.flatMap(({ joined, value: outcome }) =>
               Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
-                Effect.zipRight(valueFor(plan, outcome, joined))
+                Effect.zipRight(valueFor(plan, outcome, joined, effect))
               )
             ),
             Effect.withSpan("Cache.cached", {
