@@ -9,7 +9,9 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import * as BlobStore from "../src/BlobStore.js"
+import { MetadataStoreError } from "../src/CacheError.js"
 import * as MetadataStore from "../src/MetadataStore.js"
 import { counted, makeHarness, waitUntil } from "./utils/harness.js"
 
@@ -115,6 +117,34 @@ describe("closing the cache", () => {
       assert.strictEqual(yield* noHang(second.cache.cached(query.effect, { key: "k" }), "the restarted call"), "fresh")
       assert.strictEqual(query.runs, 1)
       assert.strictEqual((yield* second.cache.stats).bypassed, 0, "it took the lock, it did not wait for one")
+    }))
+
+  it.effect("a store outage leaves no pile of tokens: a lock that may be held is forgotten once it surely lapsed", () =>
+    Effect.gen(function*() {
+      let down = true
+      let releasesAtClose = 0
+      let closing = false
+      const failing = (method: string) =>
+        Effect.fail(new MetadataStoreError({ reason: "Unavailable", method, description: "outage" }))
+      const scope = yield* Scope.make()
+      const { cache } = yield* makeHarness({
+        cache: { stampedeLockLease: "5 seconds", metadataTimeout: "1 second" },
+        metadata: (store) => ({
+          lookup: (ns, hash, options) => down ? failing("lookup") : store.lookup(ns, hash, options),
+          releaseLock: (ns, hash, token) => {
+            if (closing) releasesAtClose++
+            return down ? failing("releaseLock") : store.releaseLock(ns, hash, token)
+          }
+        })
+      }).pipe(Scope.extend(scope))
+      for (let i = 0; i < 300; i++) yield* cache.cached(Effect.succeed(i), { key: `k${i}` })
+      yield* cache.flush
+      down = false
+      // every lock those lookups may have taken has lapsed by itself one lease later
+      yield* TestClock.adjust("10 seconds")
+      closing = true
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(releasesAtClose, 0, "no release is owed for a lock that lapsed long ago")
     }))
 
   it.live("writes abandoned at shutdown are counted, and their locks released", () =>

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -65,7 +66,16 @@ export interface Dependencies {
 export const make = ({ config, fence, housekeeping, metadata, releases }: Dependencies): Locks => {
   const leaseMs = Duration.toMillis(config.stampedeLockLease)
   const timeout = config.metadataTimeout
-  const tokens = new Map<string, LockTarget>()
+  // Every token whose lock may be held, until it surely is not: released, or lapsed. A release that fails (the store
+  // is down) does not keep a token for ever: the lock, if the store ever took it, lapses by itself one lease later,
+  // so the token is kept until then (`until`), and forgotten after. Held leases are renewed: no end until released.
+  const tokens = new Map<string, { readonly target: LockTarget; until: number }>()
+  let pruneAt = 1024
+  const prune = (now: number): void => {
+    if (tokens.size < pruneAt) return
+    for (const [token, entry] of tokens) if (entry.until <= now) tokens.delete(token)
+    pruneAt = Math.max(1024, tokens.size * 2)
+  }
 
   const background = (effect: Effect.Effect<unknown>): Effect.Effect<void> =>
     Effect.asVoid(FiberSet.run(releases, Effect.interruptible(effect)))
@@ -76,17 +86,22 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
           ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.logDebug(
-            "s3cache: could not release a stampede lock; it expires after its lease (stampedeLockLease)",
-            cause
-          )
+          : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const entry = tokens.get(token)
+            if (entry !== undefined) entry.until = Math.min(entry.until, now + leaseMs)
+            return Effect.logDebug(
+              "s3cache: could not release a stampede lock; it expires after its lease (stampedeLockLease)",
+              cause
+            )
+          })
       )
     )
 
   const lookup: Locks["lookup"] = (target, token) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        tokens.set(token, target)
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        prune(now)
+        tokens.set(token, { target, until: Infinity })
         // a fiber of its own, owned by nobody: a store call that ignores interruption must hold neither this caller
         // past its deadline nor the cache's closing
         // (ending with an Exit rather than a failure, which Effect would log as an unhandled error of that fiber)
@@ -170,12 +185,12 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       }
     })
 
-  const releaseAll: Locks["releaseAll"] = Effect.suspend(() =>
-    Effect.forEach(Array.from(tokens), ([token, target]) => release(target, token), {
-      concurrency: 16,
-      discard: true
-    })
-  )
+  const releaseAll: Locks["releaseAll"] = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.forEach(
+      Array.from(tokens).filter(([, { until }]) => until > now),
+      ([token, { target }]) => release(target, token),
+      { concurrency: 16, discard: true }
+    ))
 
   return { lookup, hold, releaseAll, held: () => tokens.size }
 }
