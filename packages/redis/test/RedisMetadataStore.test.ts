@@ -107,7 +107,7 @@ describe("RedisMetadataStore", () => {
       assert.match(stats, /cmdstat_evalsha:calls=1,/)
     }))
 
-  it.scoped("a miss is one round trip too, but for the first lock in a namespace, which registers it first", () =>
+  it.scoped("a miss is one round trip too, but for the first lock in a namespace, which registers it (and checks)", () =>
     Effect.gen(function*() {
       const client = yield* raw
       const store = yield* RedisMetadataStore.make({ client })
@@ -115,7 +115,7 @@ describe("RedisMetadataStore", () => {
       yield* store.lookup(yield* freshNamespace, hashOf("warm-up"), lockOf("t")) // loads the script
       const sent = recordCommands(client)
       assert.deepStrictEqual(yield* store.lookup(ns, hashOf("first"), lockOf("t")), { _tag: "Acquired" })
-      assert.deepStrictEqual(sent, ["evalsha", "sadd", "evalsha"])
+      assert.deepStrictEqual(sent, ["evalsha", "sadd", "evalsha", "sismember"])
       assert.isTrue((yield* store.namespaces).includes(ns))
       sent.length = 0
       assert.deepStrictEqual(yield* store.lookup(ns, hashOf("second"), lockOf("t")), { _tag: "Acquired" })
@@ -216,6 +216,61 @@ describe("RedisMetadataStore", () => {
       assert.deepStrictEqual(left, [0, 0, 0])
     }))
 
+  // The registry lives in another slot than the namespace's keys, so registering and unregistering cannot be atomic
+  // with taking a lock; these two tests land the other side's step exactly in the window.
+  it.scoped("a lock taken while clearNamespace forgets the namespace keeps it registered (clear side)", () =>
+    Effect.gen(function*() {
+      const ns = yield* freshNamespace
+      const hash = hashOf("raced")
+      const clearing = yield* raw
+      const other = yield* RedisMetadataStore.make({ client: yield* raw })
+      const store = yield* RedisMetadataStore.make({ client: clearing })
+      yield* commitHeld(store, makeRecord(ns, hashOf("old")), 10)
+      // between the last clear step and its SREM, another process takes a lock in the (now keyless) namespace
+      const srem = clearing.srem.bind(clearing)
+      let raced = false
+      clearing.srem = ((...args: Parameters<typeof srem>) =>
+        (raced ? Promise.resolve() : Effect.runPromise(
+          Effect.map(other.lookup(ns, hash, { token: "T", lockTtlMs: 60_000 }), (result) => {
+            raced = true
+            assert.strictEqual(result._tag, "Acquired")
+          })
+        )).then(() => srem(...args))) as typeof srem
+      let step = yield* store.clearNamespace(ns)
+      while (!step.done) step = yield* store.clearNamespace(ns)
+      assert.isTrue(raced)
+      assert.isTrue((yield* store.namespaces).includes(ns), "the lock's namespace stays registered")
+      // so a clear now reaches the computation in flight: its commit is refused
+      let again = yield* store.clearNamespace(ns)
+      while (!again.done) again = yield* store.clearNamespace(ns)
+      assert.deepStrictEqual(yield* other.commit(makeRecord(ns, hash), { token: "T", maxEntries: 10 }), {
+        _tag: "LockLost"
+      })
+    }))
+
+  it.scoped("a lock taken while clearNamespace forgets the namespace keeps it registered (lock side)", () =>
+    Effect.gen(function*() {
+      const ns = yield* freshNamespace
+      const hash = hashOf("raced")
+      const locking = yield* raw
+      const cleaner = yield* raw
+      const store = yield* RedisMetadataStore.make({ client: locking })
+      // between this lookup's own SADD and its retry, a clear elsewhere unregisters the namespace
+      const sadd = locking.sadd.bind(locking)
+      let raced = false
+      locking.sadd = ((...args: Parameters<typeof sadd>) =>
+        sadd(...args).then(async (reply) => {
+          if (!raced) {
+            raced = true
+            await cleaner.srem("qc:namespaces", ns)
+          }
+          return reply
+        })) as typeof sadd
+      assert.deepStrictEqual(yield* store.lookup(ns, hash, { token: "T", lockTtlMs: 60_000 }), { _tag: "Acquired" })
+      assert.isTrue(raced)
+      assert.isTrue((yield* store.namespaces).includes(ns), "the lock's namespace is registered")
+    }))
+
   it.scoped("clearNamespace of 20,000 records: steps of at most removeBatchSize records, one script call each", () =>
     Effect.gen(function*() {
       const client = yield* raw
@@ -235,7 +290,7 @@ describe("RedisMetadataStore", () => {
         steps++
         done = step.done
         assert.isAtMost(step.objectKeys.length, 500)
-        assert.deepStrictEqual(sent, done ? ["evalsha", "srem"] : ["evalsha"])
+        assert.deepStrictEqual(sent, done ? ["evalsha", "srem", "exists"] : ["evalsha"])
         removed.push(...step.objectKeys)
         if (steps === 1) {
           assert.isFalse(yield* store.renewLock(ns, hashOf("in-flight"), lockOf("A")), "the first step took the locks")

@@ -158,6 +158,14 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const register = (method: string, namespace: string) =>
     call(method, server, () => client.sadd(namespacesKey, namespace))
 
+  // Registering and taking the lock are two steps (two slots), and so are clearing a namespace's keys and forgetting
+  // it: a clear may forget the namespace between this caller's SADD and its lock. Looking once more after taking the
+  // lock closes that window from this side (the clear side re-registers a namespace that still has keys).
+  const confirmRegistered = (method: string, namespace: string) =>
+    call(method, server, () => client.sismember(namespacesKey, namespace)).pipe(
+      Effect.flatMap((member) => Number(member) === 1 ? Effect.void : register(method, namespace))
+    )
+
   const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
     const k = keys(namespace)
     return call("lookup", server, () =>
@@ -226,6 +234,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             break
           }
           default:
+            if (registered && result._tag === "Acquired") yield* confirmRegistered("lookup", namespace)
             return result
         }
       }
@@ -252,6 +261,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       if (answer === 4) {
         yield* register("acquireLock", namespace)
         answer = yield* attempt(true)
+        if (answer === 2) yield* confirmRegistered("acquireLock", namespace)
       }
       return answer === 2
     }).pipe(withSpan("acquireLock", server, namespace))
@@ -381,6 +391,10 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         ))) as [number, Array<string>]
       if (done !== 1) return { done: false, objectKeys } satisfies ClearStep
       yield* call("clearNamespace", server, () => client.srem(namespacesKey, namespace))
+      // a lock (or a record) taken between the last step and the SREM registered the namespace just before it:
+      // register it again, or `clear` would never reach that computation
+      const live = yield* call("clearNamespace", server, () => client.exists(k.lru, k.locked))
+      if (Number(live) > 0) yield* register("clearNamespace", namespace)
       return { done: true, objectKeys } satisfies ClearStep
     }).pipe(withSpan("clearNamespace", server, namespace))
 
