@@ -146,7 +146,8 @@ export class BlobStoreError extends Schema.TaggedError<BlobStoreError>("@s3cache
  * - `Decode`: the stored bytes do not decode under the recorded format, or do not match the call's schema.
  * - `Checksum`: the stored bytes are not the bytes that were written.
  * - `Compression`: compressing or decompressing failed.
- * - `UnsupportedFormat`: no codec of that name is registered, or the record names an unknown compression.
+ * - `UnsupportedFormat`: no codec of that name is registered, the record names an unknown compression, or it was
+ *   written by a newer s3cache. Not damage: another process may read it, so the cache keeps such an entry.
  *
  * @since 0.1.0
  * @category errors

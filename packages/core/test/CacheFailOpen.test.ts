@@ -11,7 +11,9 @@ import * as TestClock from "effect/TestClock"
 import * as BlobStore from "../src/BlobStore.js"
 import { BlobStoreError, MetadataStoreError } from "../src/CacheError.js"
 import * as MetadataStore from "../src/MetadataStore.js"
+import * as Serializer from "../src/Serializer.js"
 import { counted, makeHarness, waitUntil } from "./utils/harness.js"
+import { commitHeld } from "./utils/MetadataStoreSuite.js"
 
 const unavailable = (method: string) =>
   Effect.fail(new MetadataStoreError({ reason: "Unavailable", method, description: "injected" }))
@@ -217,6 +219,47 @@ describe("fail-open: the blob store", () => {
         assert.strictEqual(query.runs, 2)
         assert.strictEqual((yield* cache.stats).errors, 1)
       }
+    }))
+
+  // A rolling deploy: a process that lacks a codec, or runs an older s3cache, meets entries it cannot read. They are
+  // not damaged: another process reads them. It runs its effect uncached and leaves them alone.
+  it.scoped("an entry this process cannot read (a codec it lacks, a newer codec version) is kept, not dropped", () =>
+    Effect.gen(function*() {
+      const upper: Serializer.Codec = {
+        name: "upper",
+        canEncode: (value) => typeof value === "string" && value.startsWith("UP:"),
+        encode: (value) => Effect.succeed(new TextEncoder().encode(String(value))),
+        decode: (bytes) => Effect.succeed(new TextDecoder().decode(bytes))
+      }
+      const metadata = yield* MetadataStore.makeMemory
+      const blobs = yield* BlobStore.makeMemory
+      const withCodec = yield* makeHarness({ stores: { metadata, blobs } }).pipe(
+        Effect.provideService(Serializer.Serializer, Serializer.make({ codecs: [upper] }))
+      )
+      const without = yield* makeHarness({ stores: { metadata, blobs } })
+      yield* withCodec.cache.cached(Effect.succeed("UP:a"), { key: "codec" })
+      yield* withCodec.cache.flush
+      const codecHash = yield* without.cache.hashKey("codec")
+      const written = Option.getOrThrow((yield* metadata.getMany("default", [codecHash]))[0]!)
+      assert.strictEqual(written.format, "upper")
+      const query = counted("UP:a")
+      assert.strictEqual(yield* without.cache.cached(query.effect, { key: "codec" }), "UP:a")
+      assert.strictEqual(query.runs, 1)
+      yield* without.cache.flush
+      const after = Option.getOrThrow((yield* metadata.getMany("default", [codecHash]))[0]!)
+      assert.deepStrictEqual(after, written, "neither dropped nor rewritten in a format the other reads")
+      assert.strictEqual(yield* withCodec.cache.cached(Effect.die("must hit"), { key: "codec" }), "UP:a")
+      // a record written by a newer s3cache
+      yield* without.cache.cached(Effect.succeed("v"), { key: "newer" })
+      yield* without.cache.flush
+      const hash = yield* without.cache.hashKey("newer")
+      const record = Option.getOrThrow((yield* metadata.getMany("default", [hash]))[0]!)
+      yield* commitHeld(metadata, { ...record, codecVersion: Serializer.codecVersion + 1 }, 100)
+      assert.strictEqual(yield* without.cache.cached(Effect.succeed("ran"), { key: "newer" }), "ran")
+      yield* without.cache.flush
+      assert.strictEqual(yield* metadata.size("default"), 2, "both entries are kept")
+      assert.isTrue(Option.isSome(yield* blobs.get(record.objectKey)))
+      assert.strictEqual((yield* without.cache.stats).bypassed, 2)
     }))
 
   it.scoped("an undecodable payload (the schema changed) is a miss", () =>

@@ -63,10 +63,12 @@ describe("what is stored is the value as it was when the effect completed", () =
         constructor(public balance: number) {}
       }
       const { cache } = yield* makeHarness()
-      for (const [key, format, make] of [
-        ["class", "auto", () => new Account(100)],
-        ["bigint", "json", () => ({ total: 10n })]
-      ] as const) {
+      for (
+        const [key, format, make] of [
+          ["class", "auto", () => new Account(100)],
+          ["bigint", "json", () => ({ total: 10n })]
+        ] as const
+      ) {
         const gate = yield* Deferred.make<void>()
         let runs = 0
         const effect = Effect.zipRight(Deferred.await(gate), Effect.sync(() => (runs++, make())))

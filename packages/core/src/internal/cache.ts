@@ -197,8 +197,12 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Option.getOrUndefined(Cause.failureOption(cause))
+          // a format this process does not know proves nothing against the entry either: another process, with the
+          // codec or a newer s3cache, reads it (a rolling deploy must not have old processes delete new entries)
           const badEntry = failure !== undefined &&
-            (failure._tag === "SerializationError" || failure.reason === "Protocol")
+            (failure._tag === "SerializationError"
+              ? failure.reason !== "UnsupportedFormat"
+              : failure.reason === "Protocol")
           if (!badEntry) {
             return Effect.as(report("read", "the effect runs uncached; the entry is kept", cause), uncached)
           }

@@ -105,7 +105,7 @@ export const make = (options: Options): Service => {
       // written so that a missing or NaN version is refused as well
       if (!(options.codecVersion <= codecVersion)) {
         return yield* new SerializationError({
-          reason: "Decode",
+          reason: "UnsupportedFormat",
           format,
           description:
             `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
