@@ -252,7 +252,12 @@ export type WrapIdentity<Args extends ReadonlyArray<any>> =
 export const wrap: {
   <Args extends ReadonlyArray<CacheKey.CacheKey>, S extends Schema.Schema.AnyNoContext, E, R>(
     f: (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R>,
-    options: WrapOptions & { readonly name: string; readonly key?: undefined; readonly schema: S }
+    options: WrapOptions & {
+      readonly name: string
+      readonly key?: undefined
+      readonly schema: S
+      readonly format?: undefined
+    }
   ): (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
   <Args extends ReadonlyArray<any>, S extends Schema.Schema.AnyNoContext, E, R>(
     f: (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R>,
@@ -260,6 +265,7 @@ export const wrap: {
       readonly key: (...args: Args) => CacheKey.CacheKey
       readonly name?: string | undefined
       readonly schema: S
+      readonly format?: undefined
     }
   ): (...args: Args) => Effect.Effect<Schema.Schema.Type<S>, E, R | Cache>
   <Args extends ReadonlyArray<CacheKey.CacheKey>, A, E, R>(

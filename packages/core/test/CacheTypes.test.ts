@@ -58,6 +58,8 @@ export const typeChecks = () => {
   Cache.wrap((id: number) => Effect.succeed(id), { namespace: "users" })
   // @ts-expect-error: arguments that are not keys need a key function
   Cache.wrap((f: () => number) => Effect.succeed(f()), { name: "calls" })
+  // @ts-expect-error: the schema decides the format (wrap)
+  Cache.wrap((_at: Date) => row, { name: "rows", schema: Row, format: "v8" })
   // @ts-expect-error: the schema must match the function's value
   Cache.wrap((id: number) => Effect.succeed(id), { name: "byId", schema: Schema.String })
   return typed

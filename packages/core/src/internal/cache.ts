@@ -43,8 +43,8 @@ import * as singleFlight from "./singleFlight.js"
 /** What the cache decided before the user's effect runs. */
 type Decision =
   | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot }
-  /** `lease`: the stampede lock is held, and the value will be stored; none: the call runs uncached */
-  | { readonly _tag: "Run"; readonly lease: locks.Lease | undefined }
+  /** `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached */
+  | { readonly _tag: "Run"; readonly token: string | undefined }
 
 /** What one computation gives all the callers that share it. */
 interface Outcome {
@@ -54,7 +54,7 @@ interface Outcome {
   readonly result: "hit" | "miss" | "bypass"
 }
 
-const uncached: Decision = { _tag: "Run", lease: undefined }
+const uncached: Decision = { _tag: "Run", token: undefined }
 
 /** Bad entries are dropped and looked up again this many times before the call runs uncached. */
 const badEntryRetries = 1
@@ -225,7 +225,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           case "Hit":
             return onHit(result.record, retries, Effect.suspend(() => loop(deadline, attempt, retries - 1)))
           case "Acquired":
-            return Effect.map(lockSet.hold(plan, token), (lease): Decision => ({ _tag: "Run", lease }))
+            return Effect.succeed<Decision>({ _tag: "Run", token })
           case "Busy":
             return Effect.flatMap(Clock.currentTimeMillis, (now) =>
               now >= deadline
@@ -245,7 +245,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries)).pipe(
       (effect) => fenced("lookup", "the effect runs uncached", effect, () => uncached),
       Effect.tap((decision) =>
-        decision._tag === "Run" && decision.lease === undefined ? Metric.increment(metrics.bypassed) : Effect.void
+        decision._tag === "Run" && decision.token === undefined ? Metric.increment(metrics.bypassed) : Effect.void
       )
     )
   }
@@ -292,21 +292,29 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
               Effect.as({ value: decision.value, snapshot: decision.snapshot, result: "hit" as const })
             ))
         }
-        const { lease } = decision
-        // From the effect's end to the queued write nothing may interrupt: a lease left running would renew its
-        // lock until the cache closes.
+        const { token } = decision
+        // From taking the lease to the queued write nothing may interrupt but the effect: a lease left running would
+        // renew its lock until the cache closes. (Interrupted before this point, the lock lapses after one lease,
+        // and closing the cache releases it.)
         return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
-            if (Exit.isFailure(exit)) {
-              // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
-              return Effect.zipRight(lease === undefined ? Effect.void : lease.end(false), Effect.failCause(exit.cause))
-            }
-            return Effect.flatMap(elapsed, (ms) =>
-              Metric.increment(metrics.misses).pipe(
-                Effect.zipRight(Metric.update(metrics.missLatency, ms)),
-                Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
-              ))
-          })
+          Effect.flatMap(
+            token === undefined ? Effect.succeed(undefined) : lockSet.hold(plan, token),
+            (lease) =>
+              Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+                if (Exit.isFailure(exit)) {
+                  // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
+                  return Effect.zipRight(
+                    lease === undefined ? Effect.void : lease.end(false),
+                    Effect.failCause(exit.cause)
+                  )
+                }
+                return Effect.flatMap(elapsed, (ms) =>
+                  Metric.increment(metrics.misses).pipe(
+                    Effect.zipRight(Metric.update(metrics.missLatency, ms)),
+                    Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
+                  ))
+              })
+          )
         )
       })
     })
