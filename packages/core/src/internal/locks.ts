@@ -15,7 +15,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import type * as CacheConfig from "../CacheConfig.js"
-import { MetadataStoreError } from "../CacheError.js"
+import type { MetadataStoreError } from "../CacheError.js"
 import type { LookupResult, MetadataStore } from "../MetadataStore.js"
 import type { Fence } from "./fence.js"
 
@@ -65,7 +65,6 @@ export interface Dependencies {
 /** @internal */
 export const make = ({ config, fence, housekeeping, metadata, releases }: Dependencies): Locks => {
   const leaseMs = Duration.toMillis(config.stampedeLockLease)
-  const timeout = config.metadataTimeout
   // Every token whose lock may be held, until it surely is not: released, or lapsed. A release that fails (the store
   // is down) does not keep a token for ever: the lock, if the store ever took it, lapses by itself one lease later,
   // so the token is kept until then (`until`), and forgotten after. Held leases are renewed: no end until released.
@@ -98,53 +97,36 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
     )
 
   const lookup: Locks["lookup"] = (target, token) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        prune(now)
-        tokens.set(token, { target, until: Infinity })
-        // a fiber of its own, owned by nobody: a store call that ignores interruption must hold neither this caller
-        // past its deadline nor the cache's closing
-        // (ending with an Exit rather than a failure, which Effect would log as an unhandled error of that fiber)
-        return Effect.forkDaemon(
-          Effect.exit(
-            Effect.interruptible(metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs }))
-          )
-        ).pipe(
-          Effect.flatMap((call) =>
-            restore(Effect.flatten(Fiber.join(call))).pipe(
-              Effect.timeoutFail({
-                duration: timeout,
-                onTimeout: () =>
-                  new MetadataStoreError({
-                    reason: "Timeout",
-                    method: "lookup",
-                    description: `no answer within ${Duration.format(timeout)} (metadataTimeout)`
-                  })
-              }),
-              Effect.onExit((exit) => {
-                if (Exit.isSuccess(exit)) {
-                  if (exit.value._tag !== "Acquired") tokens.delete(token)
-                  return Effect.void
-                }
-                // The lookup may have taken the lock on the server and only its answer be late: stop waiting for
-                // it, and once it settled (a store call sent before the release is answered before it), release.
-                // A call that never settles is waited for one lease at most; its token stays known until a release
-                // succeeds, so closing the cache releases it at the latest. Not a release `flush` waits for: a store
-                // call that ignores interruption must not hold it up.
-                return Effect.asVoid(FiberSet.run(
-                  housekeeping,
-                  Fiber.interruptFork(call).pipe(
-                    Effect.zipRight(Effect.timeoutOption(Fiber.await(call), Duration.millis(leaseMs))),
-                    Effect.zipRight(release(target, token)),
-                    Effect.interruptible
-                  )
-                ))
-              })
-            )
-          )
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      prune(now)
+      tokens.set(token, { target, until: Infinity })
+      // The call may take the lock on the server while its answer is lost or late (a timeout, a dropped connection):
+      // its outcome is then unknown, and the lock is released once the call has settled, which the call itself
+      // reports. The deadline lets a call that ignores interruption finish in the background; one that never settles
+      // keeps its token until the cache closes and releases it. Late releases are not ones `flush` waits for.
+      let state: "waiting" | "settled" | "abandoned" = "waiting"
+      const lateRelease = () => FiberSet.run(housekeeping, Effect.interruptible(release(target, token)))
+      const call = metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs }).pipe(
+        Effect.onExit(() =>
+          Effect.suspend(() => {
+            if (state === "abandoned") return lateRelease()
+            state = "settled"
+            return Effect.void
+          })
         )
-      })
-    )
+      )
+      return fence.withMetadataDeadline("lookup", call).pipe(
+        Effect.onExit((exit) => {
+          if (Exit.isSuccess(exit)) {
+            if (exit.value._tag !== "Acquired") tokens.delete(token)
+            return Effect.void
+          }
+          if (state === "settled") return lateRelease()
+          state = "abandoned"
+          return Effect.void
+        })
+      )
+    })
 
   const hold: Locks["hold"] = (target, token) =>
     Effect.gen(function*() {
