@@ -166,11 +166,15 @@ export interface Service {
   readonly unseal: (bytes: Uint8Array, options: DecodeOptions) => Effect.Effect<Snapshot, SerializationError>
   /**
    * Decode a snapshot into a value (with a schema: validate it); each call gives a value of its own (`bytes` are
-   * copied), so several callers may restore one snapshot.
+   * copied), so several callers may restore one snapshot. `reuse`: the value may share the snapshot's memory (no
+   * copy of `bytes`), for a snapshot nobody restores again.
    */
   readonly restore: (
     snapshot: Snapshot,
-    options: { readonly schema?: Schema.Schema<any, any, never> | undefined }
+    options: {
+      readonly schema?: Schema.Schema<any, any, never> | undefined
+      readonly reuse?: boolean | undefined
+    }
   ) => Effect.Effect<unknown, SerializationError>
   /** `unseal`, then decode (without the copy of `bytes` that `restore` makes) */
   readonly decode: (bytes: Uint8Array, options: DecodeOptions) => Effect.Effect<unknown, SerializationError>

@@ -137,7 +137,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             Effect.zipRight(serializer.unseal(bytes.value, { ...record, schema: plan.schema })),
             Effect.flatMap((snapshot) =>
               Effect.map(
-                serializer.restore(snapshot, { schema: plan.schema }),
+                // no copy: the first caller owns the decompressed bytes; joiners restore from a copy (`compute`)
+                serializer.restore(snapshot, { schema: plan.schema, reuse: true }),
                 (value): Decision => ({ _tag: "Hit", value, snapshot })
               )
             )
@@ -289,7 +290,15 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           return Effect.flatMap(elapsed, (ms) =>
             Metric.increment(metrics.hits).pipe(
               Effect.zipRight(Metric.update(metrics.hitLatency, ms)),
-              Effect.as({ value: decision.value, snapshot: decision.snapshot, result: "hit" as const })
+              Effect.zipRight(Effect.sync((): Outcome => ({
+                value: decision.value,
+                // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
+                // restore from a copy taken now, before the first caller can change the value; alone, no copy
+                snapshot: shared()
+                  ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
+                  : undefined,
+                result: "hit"
+              })))
             ))
         }
         const { token } = decision

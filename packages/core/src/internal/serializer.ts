@@ -142,10 +142,13 @@ export const make = (options: Options): Service => {
 
   const restore = (
     snapshot: Snapshot,
-    options: { readonly schema?: Schema.Schema<any, any, never> | undefined }
+    options: {
+      readonly schema?: Schema.Schema<any, any, never> | undefined
+      readonly reuse?: boolean | undefined
+    }
   ): Effect.Effect<unknown, SerializationError> =>
     Effect.suspend(() => {
-      const decoder = decoderFor(snapshot.format, options.schema, true)
+      const decoder = decoderFor(snapshot.format, options.schema, options.reuse !== true)
       return decoder instanceof SerializationError ? Effect.fail(decoder) : decoder(snapshot.bytes)
     }).pipe(
       Effect.withSpan("Serializer.restore", {
