@@ -13,7 +13,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
@@ -26,25 +25,19 @@ import * as Scope from "effect/Scope"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import * as CacheConfig from "../CacheConfig.js"
-import { BlobStoreError, MetadataStoreError, type SerializationError } from "../CacheError.js"
+import { MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
-import { type EntryRecord, MetadataStore } from "../MetadataStore.js"
+import { MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
+import * as decisions from "./decide.js"
 import * as fence from "./fence.js"
 import * as locks from "./locks.js"
 import * as maintenance from "./maintenance.js"
 import * as persistModule from "./persist.js"
 import * as plans from "./plan.js"
 import type { Plan } from "./plan.js"
-import { randomId } from "./random.js"
 import * as singleFlight from "./singleFlight.js"
-
-/** What the cache decided before the user's effect runs. */
-type Decision =
-  | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot }
-  /** `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached */
-  | { readonly _tag: "Run"; readonly token: string | undefined }
 
 /** What one computation gives all the callers that share it. */
 interface Outcome {
@@ -54,11 +47,6 @@ interface Outcome {
   readonly result: "hit" | "miss" | "bypass"
 }
 
-const uncached: Decision = { _tag: "Run", token: undefined }
-
-/** Bad entries are dropped and looked up again this many times before the call runs uncached. */
-const badEntryRetries = 1
-
 /** @internal */
 export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const config = yield* CacheConfig.resolve(options, "Cache.make")
@@ -67,9 +55,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const serializer = yield* Serializer
   const scope = yield* Effect.scope
   const metrics = CacheMetrics.instruments(config.name)
-  const waitMs = Duration.toMillis(config.stampedeLockTtl)
   const guard = fence.make(config, metrics)
-  const { fenced, report, withMetadataDeadline } = guard
+  const { report, withMetadataDeadline } = guard
 
   // Closing runs these finalizers in the reverse order of their registration:
   // 1. `closing`: calls made from now on run uncached;
@@ -114,142 +101,16 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   let closing = false
   yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
 
-  // -- read ---------------------------------------------------------------------------------------------------------
-
-  /** A record proves it belongs to the entry asked for: its hash, and the hash its object key carries. */
-  const belongs = (plan: Plan, record: EntryRecord): boolean => {
-    const parsed = CacheKey.parseObjectKey(record.objectKey)
-    return record.hash === plan.hash && record.namespace === plan.namespace && parsed !== undefined &&
-      parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
-  }
-
-  const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
-    guard.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
-      Effect.flatMap((bytes): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
-        Option.isNone(bytes)
-          ? new BlobStoreError({
-            reason: "Protocol",
-            method: "get",
-            key: record.objectKey,
-            description: "the entry's object does not exist (deleted, or lost)"
-          })
-          : Metric.incrementBy(metrics.bytesRead, bytes.value.length).pipe(
-            Effect.zipRight(serializer.unseal(bytes.value, { ...record, schema: plan.schema })),
-            Effect.flatMap((snapshot) =>
-              Effect.map(
-                // no copy: the first caller owns the decompressed bytes; joiners restore from a copy (`compute`)
-                serializer.restore(snapshot, { schema: plan.schema, reuse: true }),
-                (value): Decision => ({ _tag: "Hit", value, snapshot })
-              )
-            )
-          )
-      )
-    )
-
-  /**
-   * Drop a provably bad entry: the record, only if it still names the object judged bad (a record written meanwhile
-   * survives), then that object, unless it belongs to another entry (a record copied from another key). True when
-   * this call removed the record.
-   */
-  const drop = (plan: Plan, record: EntryRecord, deleteObject: boolean): Effect.Effect<boolean> =>
-    fenced(
-      "drop",
-      "the bad entry stays until its TTL or until it is replaced",
-      withMetadataDeadline("removeIf", metadata.removeIf(plan.namespace, plan.hash, record.objectKey)).pipe(
-        Effect.tap((removed) =>
-          removed && deleteObject ? writer.deleteObjects("drop", [record.objectKey]) : Effect.void
-        )
-      ),
-      () => false
-    )
-
-  // -- decide -------------------------------------------------------------------------------------------------------
-
-  const decide = (plan: Plan): Effect.Effect<Decision> => {
-    const token = randomId()
-
-    // A provably bad entry (not its key's, its object gone, its bytes failing the checksum or not decoding) is
-    // dropped and looked up again, which takes the lock to write it anew. A store that is slow or down proves nothing
-    // about the entry: it stays, and the call bypasses the cache rather than add a delete and a rewrite to a store
-    // that is already struggling.
-    const onHit = (
-      record: EntryRecord,
-      retries: number,
-      again: Effect.Effect<Decision, unknown>
-    ): Effect.Effect<Decision, unknown> => {
-      if (!belongs(plan, record)) {
-        return report(
-          "read",
-          "the record belongs to another entry: it is dropped and the effect runs",
-          Cause.fail(
-            new BlobStoreError({
-              reason: "Protocol",
-              method: "get",
-              key: record.objectKey,
-              description: `the record found under ${plan.hash.slice(0, 12)}… names ${record.objectKey}`
-            })
-          )
-        ).pipe(
-          Effect.zipRight(drop(plan, record, false)),
-          Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
-        )
-      }
-      return read(plan, record).pipe(
-        Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
-          if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-          const failure = Option.getOrUndefined(Cause.failureOption(cause))
-          // a format this process does not know proves nothing against the entry either: another process, with the
-          // codec or a newer s3cache, reads it (a rolling deploy must not have old processes delete new entries)
-          const badEntry = failure !== undefined &&
-            (failure._tag === "SerializationError"
-              ? failure.reason !== "UnsupportedFormat"
-              : failure.reason === "Protocol")
-          if (!badEntry) {
-            return Effect.as(report("read", "the effect runs uncached; the entry is kept", cause), uncached)
-          }
-          const missing = failure._tag === "BlobStoreError"
-          return Effect.flatMap(drop(plan, record, true), (removed) =>
-            // An object missing under a record that was replaced or removed meanwhile is a race with a writer or an
-            // invalidation, not damage: look again without a warning.
-            (missing && !removed
-              ? Effect.logDebug("s3cache: the entry changed while it was read; looking it up again")
-              : report("read", "the entry is dropped and the effect runs", cause)).pipe(
-                Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
-              ))
-        })
-      )
-    }
-
-    const loop = (deadline: number, attempt: number, retries: number): Effect.Effect<Decision, unknown> =>
-      Effect.flatMap(lockSet.lookup(plan, token), (result) => {
-        switch (result._tag) {
-          case "Hit":
-            return onHit(result.record, retries, Effect.suspend(() => loop(deadline, attempt, retries - 1)))
-          case "Acquired":
-            return Effect.succeed<Decision>({ _tag: "Run", token })
-          case "Busy":
-            return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              now >= deadline
-                ? Effect.as(
-                  Effect.logWarning(
-                    "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
-                  ),
-                  uncached
-                )
-                : Effect.zipRight(
-                  Effect.sleep(pollDelay(attempt, deadline - now)),
-                  loop(deadline, attempt + 1, retries)
-                ))
-        }
-      })
-
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries)).pipe(
-      (effect) => fenced("lookup", "the effect runs uncached", effect, () => uncached),
-      Effect.tap((decision) =>
-        decision._tag === "Run" && decision.token === undefined ? Metric.increment(metrics.bypassed) : Effect.void
-      )
-    )
-  }
+  const decide = decisions.make({
+    config,
+    metadata,
+    blobs,
+    serializer,
+    metrics,
+    fence: guard,
+    locks: lockSet,
+    deleteObjects: writer.deleteObjects
+  })
 
   // -- the computation all concurrent callers of one key share -------------------------------------------------------
 
@@ -419,12 +280,6 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   }
   return service
 })
-
-/** Delay before asking again whether another process's result is there: fast at first, then every ~250 ms. */
-const pollDelay = (attempt: number, remainingMs: number): Duration.Duration => {
-  const base = Math.min(10 * 2 ** attempt, 250)
-  return Duration.millis(Math.max(1, Math.min(remainingMs, base / 2 + Math.random() * base / 2)))
-}
 
 /** `effect`, run once successfully and remembered; a failure is not remembered, so the next call tries again. */
 const memoizeSuccess = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Effect.Effect<A, E>> =>
