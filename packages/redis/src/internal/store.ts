@@ -1,62 +1,24 @@
 /**
- * The `MetadataStore` port on Redis: key layout, record codec, and one script call per operation.
+ * The `MetadataStore` port on Redis: key layout and one script call per operation (the record codec is in
+ * `record.ts`, the scripts in `scripts.ts`).
  *
  * @since 0.1.0
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
 import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
-import { EntryRecord as EntryRecordSchema } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import { call, describeServer } from "./client.js"
+import { type Malformed, readFields, toFields } from "./record.js"
 
 /** @internal */
 export interface StoreOptions {
   readonly keyPrefix: string
   readonly removeBatchSize: number
-}
-
-/** Entries are read and written as strings; numbers are parsed back through the schema. */
-const RecordFromStrings = Schema.Struct({
-  hash: Schema.String,
-  namespace: Schema.String,
-  objectKey: Schema.String,
-  format: Schema.String,
-  compression: Schema.String,
-  rawSize: Schema.NumberFromString,
-  storedSize: Schema.NumberFromString,
-  checksum: Schema.String,
-  createdAt: Schema.NumberFromString,
-  ttlMs: Schema.NumberFromString,
-  codecVersion: Schema.NumberFromString,
-  keyPreview: Schema.String
-})
-const decodeRecord = Schema.decodeUnknownEither(RecordFromStrings)
-const fieldNames = Object.keys(EntryRecordSchema.fields) as ReadonlyArray<keyof EntryRecord & string>
-
-/** A record as read: decoded, or malformed with the raw object key that `removeIf` needs to drop exactly it. */
-type Read =
-  | { readonly _tag: "Record"; readonly record: EntryRecord }
-  | { readonly _tag: "Malformed"; readonly objectKey: string; readonly description: string }
-
-type Malformed = Extract<Read, { readonly _tag: "Malformed" }>
-
-const readFields = (reply: ReadonlyArray<unknown>): Read => {
-  const fields: Record<string, unknown> = {}
-  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
-  return Either.match(decodeRecord(fields), {
-    onLeft: (error) => ({
-      _tag: "Malformed",
-      objectKey: typeof fields.objectKey === "string" ? fields.objectKey : "",
-      description: error.message
-    }),
-    onRight: (record) => ({ _tag: "Record", record })
-  })
 }
 
 const acquired: LookupResult = { _tag: "Acquired" }
@@ -298,7 +260,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // the caller stops waiting for the registry's answer (a commit that is cut off half-sent is a commit lost for
       // no reason). A commit that then finds its lock lost leaves at worst an empty namespace registered, which the
       // next clear forgets in one step.
-      const fields = fieldNames.flatMap((name) => [name, String(record[name])])
+      const fields = toFields(record)
       const [, reply] = yield* Effect.all([
         register("commit", record.namespace),
         call("commit", server, () =>
