@@ -47,8 +47,6 @@ export interface Locks {
   readonly hold: (target: LockTarget, token: string) => Effect.Effect<Lease>
   /** release every lock still held (closing the cache), each under the metadata deadline */
   readonly releaseAll: Effect.Effect<void>
-  /** tokens whose lock may be held, for tests */
-  readonly held: () => number
 }
 
 /** @internal */
@@ -174,5 +172,5 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       { concurrency: 16, discard: true }
     ))
 
-  return { lookup, hold, releaseAll, held: () => tokens.size }
+  return { lookup, hold, releaseAll }
 }

@@ -36,10 +36,8 @@ const knownOptions: ReadonlyArray<string> = ["key", "namespace", "ttl", "format"
 /**
  * Is `u` the options of a call rather than a key? Every plain object is: a record key goes in `{ key: … }`, so no
  * key can be mistaken for options, and no misspelt option for a key.
- *
- * @internal
  */
-export const isOptions = (u: unknown): u is Record<string, unknown> => {
+const isOptions = (u: unknown): u is Record<string, unknown> => {
   if (typeof u !== "object" || u === null || Array.isArray(u)) return false
   const prototype = Object.getPrototypeOf(u)
   return prototype === Object.prototype || prototype === null
@@ -48,12 +46,8 @@ export const isOptions = (u: unknown): u is Record<string, unknown> => {
 const invalid = (method: string, description: string) =>
   new CacheInputError({ reason: "InvalidOption", method, description })
 
-/**
- * The call's options, checked: a plain object with a `key` and known options only. Anything else is a key.
- *
- * @internal
- */
-export const toOptions = (keyOrOptions: unknown, method: string): Either.Either<CallOptions, CacheInputError> => {
+/** The call's options, checked: a plain object with a `key` and known options only. Anything else is a key. */
+const toOptions = (keyOrOptions: unknown, method: string): Either.Either<CallOptions, CacheInputError> => {
   if (!isOptions(keyOrOptions)) return Either.right({ key: keyOrOptions })
   const unknown = Object.keys(keyOrOptions).filter((name) => !knownOptions.includes(name))
   if (unknown.length > 0) {
