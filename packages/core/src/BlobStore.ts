@@ -8,15 +8,12 @@
  * the start of another key followed by `/` (`a/b` and `a/b/c`): a file system cannot hold both, and the cache's own
  * keys never do that. The order of `list` is unspecified.
  *
- * The file-system store keeps payloads private to the process's user: it creates folders `0700` and files `0600`,
- * and refuses a root folder that is a symbolic link or belongs to another user (see `FileSystemOptions`).
+ * The file-system store works on `node:fs` directly, so it needs no platform layer. It keeps payloads private to the
+ * process's user: it creates folders `0700` and files `0600`, and refuses a root folder that is a symbolic link or
+ * belongs to another user (see `FileSystemOptions`).
  *
  * @since 0.1.0
  */
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodePath from "@effect/platform-node/NodePath"
-import type * as FileSystem from "@effect/platform/FileSystem"
-import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -129,25 +126,23 @@ export interface FileSystemOptions {
  */
 export const makeFileSystem: (
   options: FileSystemOptions
-) => Effect.Effect<BlobStore["Type"], BlobStoreError, FileSystem.FileSystem | Path.Path> = fileSystem.make
+) => Effect.Effect<BlobStore["Type"], BlobStoreError> = fileSystem.make
 
 /**
  * Payloads as files under a folder, written atomically (a temporary file, then a rename), readable by the process's
- * user only (see `FileSystemOptions`).
+ * user only (see `FileSystemOptions`). The store calls `node:fs` directly: no `FileSystem` or `Path` layer to provide.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerFileSystem = (
-  options: FileSystemOptions
-): Layer.Layer<BlobStore, BlobStoreError, FileSystem.FileSystem | Path.Path> =>
+export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<BlobStore, BlobStoreError> =>
   Layer.effect(BlobStore, makeFileSystem(options))
 
 /**
- * Payloads as files in a local folder, on Node's file system: the payload half of `Cache.layerEmbedded`. The folder
- * is `directory`, by default `defaultLocalPath`. Folders are created `0700` and files `0600`; building the layer
- * fails with `InvalidArgument` when the folder is a symbolic link or belongs to another user, and a folder of ours
- * that is open to group or others (left by an older version) is restricted to its owner.
+ * Payloads as files in a local folder, through `node:fs`: the payload half of `Cache.layerEmbedded`. The folder is
+ * `directory`, by default `defaultLocalPath`. Folders are created `0700` and files `0600`; building the layer fails
+ * with `InvalidArgument` when the folder is a symbolic link or belongs to another user, and a folder of ours that is
+ * open to group or others (left by an older version) is restricted to its owner.
  *
  * @since 0.1.0
  * @category layers
@@ -155,10 +150,7 @@ export const layerFileSystem = (
 export const layerLocal = (options: { readonly directory?: string | undefined } = {}): Layer.Layer<
   BlobStore,
   BlobStoreError
-> =>
-  layerFileSystem({ directory: options.directory ?? defaultLocalPath }).pipe(
-    Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
-  )
+> => layerFileSystem({ directory: options.directory ?? defaultLocalPath })
 
 // The uid on POSIX; elsewhere (Windows) the user name, escaped reversibly so two users never share a folder name.
 const currentUserTag = (): string => {

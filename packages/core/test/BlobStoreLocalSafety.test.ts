@@ -26,15 +26,12 @@ const temporaryParent: Effect.Effect<string, never, Scope.Scope> = Effect.flatMa
   (fs) => fs.makeTempDirectoryScoped({ prefix: "s3cache-blobstore-safety-" })
 ).pipe(Effect.orDie, Effect.provide(NodeContext.layer))
 
-// Both ways to open a file-system store must apply the same checks: the constructor on the platform FileSystem, and
-// the Node layer that `Cache.layerEmbedded` uses.
+// Both ways to open a file-system store must apply the same checks: the constructor, and the layer that
+// `Cache.layerEmbedded` uses.
 const openers: ReadonlyArray<
   readonly [string, (directory: string) => Effect.Effect<BlobStore.BlobStore["Type"], BlobStoreError, Scope.Scope>]
 > = [
-  [
-    "BlobStore.makeFileSystem",
-    (directory) => BlobStore.makeFileSystem({ directory }).pipe(Effect.provide(NodeContext.layer))
-  ],
+  ["BlobStore.makeFileSystem", (directory) => BlobStore.makeFileSystem({ directory })],
   [
     "BlobStore.layerLocal",
     (directory) =>

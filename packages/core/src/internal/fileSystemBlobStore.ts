@@ -2,19 +2,23 @@
  * The file-system `BlobStore`: each object is the file `<directory>/<key>`, written to a temporary file beside it
  * and renamed into place, so a reader sees the old bytes or all of the new ones.
  *
+ * Written on `node:fs` directly, not on the Effect platform's `FileSystem` service, so keeping payloads in a local
+ * folder needs no platform layer and no platform package.
+ *
  * Cached results are as sensitive as the database they came from, so only the process's user may see them: folders
  * are created `0700` and files `0600` (less any bits the umask removes), and `make` refuses a root folder that is a
  * symbolic link or belongs to another user (`secureRoot` below).
  *
  * @since 0.1.0
  */
-import type * as PlatformError from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as Path from "@effect/platform/Path"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import * as fsPromises from "node:fs/promises"
+import * as path from "node:path"
 import type { BlobInfo, BlobStore, DeleteResult, FileSystemOptions } from "../BlobStore.js"
 import { BlobStoreError } from "../CacheError.js"
 import { invalidObjectKey, objectKeyProblem, validateObjectKey, validatePrefix } from "./objectKey.js"
@@ -35,51 +39,72 @@ const ioConcurrency = 16
 // Entries of one directory are stat-ed and emitted this many at a time, so a huge folder streams out in pages.
 const listPageSize = 256
 
-const errnoCode = (error: PlatformError.PlatformError): string | undefined => {
-  const cause: unknown = error.cause
-  return typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
-    ? cause.code
-    : undefined
+// A failed `node:fs` call: the error Node gave, and its code (an errno name such as `ENOENT`, or one of Node's own
+// such as `ERR_FS_EISDIR`).
+interface FsError {
+  readonly code: string | undefined
+  readonly message: string
+  readonly cause: unknown
 }
 
-// ENOTDIR / EISDIR (`BadResource`) mean a folder stands where a file would be or the other way round: either way
-// no object has that key.
-const isAbsent = (error: PlatformError.PlatformError): boolean =>
-  error._tag === "SystemError" &&
-  (error.reason === "NotFound" || error.reason === "BadResource" || errnoCode(error) === "ERR_FS_EISDIR")
+const fsError = (cause: unknown): FsError => ({
+  code: Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined,
+  message: cause instanceof Error ? cause.message : String(cause),
+  cause
+})
 
-const unavailableCodes = new Set(["ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "EIO", "EAGAIN"])
+const tryFs = <A>(evaluate: () => Promise<A>): Effect.Effect<A, FsError> =>
+  Effect.tryPromise({ try: evaluate, catch: fsError })
+
+// Payloads may be large: interrupting a read aborts it instead of leaving it to run to the end.
+const readFile = (file: string): Effect.Effect<Buffer, FsError> =>
+  Effect.async((resume, signal) => {
+    try {
+      fs.readFile(file, { signal }, (error, data) =>
+        resume(error === null ? Effect.succeed(data) : Effect.fail(fsError(error))))
+    } catch (error) {
+      resume(Effect.fail(fsError(error)))
+    }
+  })
+
+// No signal: `put` runs the write uninterruptibly (see there).
+const writeFile = (file: string, bytes: Uint8Array): Effect.Effect<void, FsError> =>
+  Effect.async((resume) => {
+    try {
+      fs.writeFile(file, bytes, { mode: fileMode }, (error) =>
+        resume(error === null ? Effect.void : Effect.fail(fsError(error))))
+    } catch (error) {
+      resume(Effect.fail(fsError(error)))
+    }
+  })
+
+// ENOTDIR / EISDIR (and ELOOP) mean a folder stands where a file would be or the other way round: either way no
+// object has that key. `rm` reports a folder with Node's own ERR_FS_EISDIR.
+const absentCodes = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ELOOP", "ERR_FS_EISDIR"])
+const isAbsent = (error: FsError): boolean => error.code !== undefined && absentCodes.has(error.code)
+
+// For `put`: a file or folder stands where the key needs the other one.
+const collisionCodes = new Set(["ENOTDIR", "EISDIR", "ELOOP", "EEXIST"])
+
+const unavailableCodes = new Set(["EACCES", "EBUSY", "ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "EIO", "EAGAIN"])
 
 const toBlobStoreError = (
   method: string,
   key: string | undefined,
   description: string
 ) =>
-(error: PlatformError.PlatformError): BlobStoreError => {
-  const code = errnoCode(error)
-  let reason: BlobStoreError["reason"] = "Unknown"
-  if (error._tag === "SystemError") {
-    switch (error.reason) {
-      case "TimedOut":
-        reason = "Timeout"
-        break
-      case "PermissionDenied":
-      case "Busy":
-      case "WouldBlock":
-        reason = "Unavailable"
-        break
-      default:
-        if (code !== undefined && unavailableCodes.has(code)) reason = "Unavailable"
-    }
-  }
-  return new BlobStoreError({
-    reason,
+(error: FsError): BlobStoreError =>
+  new BlobStoreError({
+    reason: error.code === "ETIMEDOUT"
+      ? "Timeout"
+      : error.code !== undefined && unavailableCodes.has(error.code)
+      ? "Unavailable"
+      : "Unknown",
     method,
     ...(key !== undefined ? { key } : {}),
     description: `${description}: ${error.message}`,
-    cause: error
+    cause: error.cause
   })
-}
 
 // Two writers of one key must never share a temporary file, or one would rename the other's half-written bytes.
 const randomSuffix = (): string => {
@@ -96,19 +121,28 @@ const refuseRoot = (root: string, problem: string): BlobStoreError =>
     description: `the store's folder ${root} ${problem}`
   })
 
-// Any failure of `readLink` means "not a link": a folder that is really missing or unreadable fails the next step.
-const refuseSymbolicLink = (fs: FileSystem.FileSystem, root: string): Effect.Effect<void, BlobStoreError> =>
-  fs.readLink(root).pipe(
+// The link's target makes the message easier to act on; a link removed meanwhile is still reported, without it.
+const refuseSymbolicLink = (root: string): Effect.Effect<never, BlobStoreError> =>
+  tryFs(() => fsPromises.readlink(root)).pipe(
     Effect.option,
-    Effect.flatMap(Option.match({
-      onNone: () => Effect.void,
-      onSome: (target) =>
-        Effect.fail(refuseRoot(
-          root,
-          `is a symbolic link (to ${target}), which another user may have planted to read or poison cached results; ` +
-            "remove the link, or set `directory` to a real folder that belongs to you"
-        ))
-    }))
+    Effect.flatMap((target) =>
+      Effect.fail(refuseRoot(
+        root,
+        `is a symbolic link${Option.match(target, { onNone: () => "", onSome: (target) => ` (to ${target})` })}, ` +
+          "which another user may have planted to read or poison cached results; " +
+          "remove the link, or set `directory` to a real folder that belongs to you"
+      ))
+    )
+  )
+
+// After a failed creation: a dangling link fails it with a misleading "not found" or "exists", so report the link
+// instead. Any failure of `lstat` here leaves the creation's own error to be reported.
+const refuseIfSymbolicLink = (root: string): Effect.Effect<void, BlobStoreError> =>
+  tryFs(() => fsPromises.lstat(root)).pipe(
+    Effect.option,
+    Effect.flatMap((info) =>
+      Option.isSome(info) && info.value.isSymbolicLink() ? refuseSymbolicLink(root) : Effect.void
+    )
   )
 
 /**
@@ -116,28 +150,29 @@ const refuseSymbolicLink = (fs: FileSystem.FileSystem, root: string): Effect.Eff
  *
  * The default root sits in the machine-wide temporary folder, where any user can create the name first: a symbolic
  * link there would send every read and write to a folder of their choice, and a folder of theirs would let them read
- * or plant payloads. Only the root's own name is checked for a link, because its ancestors are the user's choice and
- * some are links legitimately (macOS's `/var` → `/private/var`); the platform `FileSystem` has no `lstat`, and
- * `readLink` succeeds on a link only. A root of ours that is open to group or others (made `0755` by an older
- * version) is tightened, not refused: its files then need no fixing, as nobody else can reach them. Without a process
- * uid (Windows) there is no owner to compare and no POSIX mode to set; the per-user temporary folder is private there.
+ * or plant payloads. One `lstat` of the root answers both: it does not follow a link, so it sees a link as a link
+ * and otherwise the folder itself. Only the root's own name is checked, because its ancestors are the user's choice
+ * and some are links legitimately (macOS's `/var` → `/private/var`). A root of ours that is open to group or others
+ * (made `0755` by an older version) is tightened, not refused: its files then need no fixing, as nobody else can
+ * reach them. Without a process uid (Windows) there is no owner to compare and no POSIX mode to set; the per-user
+ * temporary folder is private there.
  */
-const secureRoot = Effect.fnUntraced(function*(fs: FileSystem.FileSystem, root: string) {
-  yield* refuseSymbolicLink(fs, root)
-  const uid = process.getuid?.()
-  if (uid === undefined) return
-  const info = yield* fs.stat(root).pipe(
+const secureRoot = Effect.fnUntraced(function*(root: string) {
+  const info = yield* tryFs(() => fsPromises.lstat(root)).pipe(
     Effect.mapError(toBlobStoreError("make", undefined, `cannot inspect the store's folder ${root}`))
   )
-  if (Option.isSome(info.uid) && info.uid.value !== uid) {
+  if (info.isSymbolicLink()) return yield* refuseSymbolicLink(root)
+  const uid = process.getuid?.()
+  if (uid === undefined) return
+  if (info.uid !== uid) {
     return yield* Effect.fail(refuseRoot(
       root,
-      `belongs to the user with uid ${info.uid.value}, not to this process's user (uid ${uid}), so that user could ` +
+      `belongs to the user with uid ${info.uid}, not to this process's user (uid ${uid}), so that user could ` +
         "read or poison cached results; remove the folder, or set `directory` to a folder that belongs to you"
     ))
   }
   if ((info.mode & 0o077) !== 0) {
-    yield* fs.chmod(root, directoryMode).pipe(
+    yield* tryFs(() => fsPromises.chmod(root, directoryMode)).pipe(
       Effect.mapError(toBlobStoreError("make", undefined, `cannot restrict the store's folder ${root} to its owner`))
     )
   }
@@ -151,17 +186,14 @@ type ListTask =
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
   const root = path.resolve(options.directory)
   const spanAttributes = { "s3cache.blob_store": "file_system", "s3cache.directory": root } as const
 
-  yield* fs.makeDirectory(root, { recursive: true, mode: directoryMode }).pipe(
+  yield* tryFs(() => fsPromises.mkdir(root, { recursive: true, mode: directoryMode })).pipe(
     Effect.mapError(toBlobStoreError("make", undefined, `cannot create the store's folder ${root}`)),
-    // A dangling link fails the creation with a misleading "not found"; report the link instead.
-    Effect.tapError(() => refuseSymbolicLink(fs, root))
+    Effect.tapError(() => refuseIfSymbolicLink(root))
   )
-  yield* secureRoot(fs, root)
+  yield* secureRoot(root)
 
   // Keys are validated first, so every segment is a plain file name and the result stays under `root`.
   const toPath = (key: string): string => path.join(root, ...key.split("/").filter((segment) => segment !== ""))
@@ -171,32 +203,30 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
       yield* validateObjectKey("put", key)
       const file = toPath(key)
       const temporary = `${file}${temporaryMarker}${randomSuffix()}`
-      const collision = (error: PlatformError.PlatformError): BlobStoreError =>
-        new BlobStoreError({
-          reason: "InvalidArgument",
-          method: "put",
-          key,
-          description: "a file stands where this key needs a folder, or a folder where it needs a file " +
-            `(an object key must not also be the start of another key followed by "/"): ${error.message}`,
-          cause: error
-        })
-      const refine = (error: PlatformError.PlatformError): BlobStoreError =>
-        error._tag === "SystemError" && (error.reason === "BadResource" || error.reason === "AlreadyExists")
-          ? collision(error)
+      const refine = (error: FsError): BlobStoreError =>
+        error.code !== undefined && collisionCodes.has(error.code)
+          ? new BlobStoreError({
+            reason: "InvalidArgument",
+            method: "put",
+            key,
+            description: "a file stands where this key needs a folder, or a folder where it needs a file " +
+              `(an object key must not also be the start of another key followed by "/"): ${error.message}`,
+            cause: error.cause
+          })
           : toBlobStoreError("put", key, `cannot write ${file}`)(error)
 
-      yield* fs.makeDirectory(path.dirname(file), { recursive: true, mode: directoryMode }).pipe(
+      yield* tryFs(() => fsPromises.mkdir(path.dirname(file), { recursive: true, mode: directoryMode })).pipe(
         Effect.mapError(refine)
       )
       // The write itself is uninterruptible: an aborted `writeFile` can still create the file after a cleanup has
       // run, leaving debris. Interruption is honoured right after it, before the rename, and the cleanup removes the
       // temporary file, which then surely exists in full.
       yield* Effect.uninterruptibleMask((restore) =>
-        fs.writeFile(temporary, bytes, { mode: fileMode }).pipe(
+        writeFile(temporary, bytes).pipe(
           Effect.zipRight(restore(Effect.yieldNow())),
-          Effect.zipRight(fs.rename(temporary, file)),
+          Effect.zipRight(tryFs(() => fsPromises.rename(temporary, file))),
           Effect.mapError(refine),
-          Effect.onError(() => Effect.ignore(fs.remove(temporary, { force: true })))
+          Effect.onError(() => Effect.ignore(tryFs(() => fsPromises.rm(temporary, { force: true }))))
         )
       )
     }).pipe(
@@ -209,7 +239,7 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
   const get = (key: string): Effect.Effect<Option.Option<Uint8Array>, BlobStoreError> =>
     validateObjectKey("get", key).pipe(
       Effect.zipRight(
-        fs.readFile(toPath(key)).pipe(
+        readFile(toPath(key)).pipe(
           // A plain `Uint8Array` view, not Node's `Buffer` subclass, so callers compare it like any other store's.
           Effect.map((bytes) => Option.some(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))),
           Effect.catchIf(isAbsent, () => Effect.succeedNone),
@@ -226,7 +256,8 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
     Option.match(objectKeyProblem(key), {
       onSome: (problem) => Effect.succeedSome(invalidObjectKey("delete", key, problem)),
       onNone: () =>
-        fs.remove(toPath(key), { force: true }).pipe(
+        // `rm`, not `unlink`: a folder at the key fails the same way everywhere (ERR_FS_EISDIR), and is no object.
+        tryFs(() => fsPromises.rm(toPath(key), { force: true })).pipe(
           Effect.as(Option.none<BlobStoreError>()),
           Effect.catchIf(isAbsent, () => Effect.succeedNone),
           Effect.catchAll((error) =>
@@ -253,14 +284,14 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
     )
 
   const readDirectory = (keyPrefix: string): Effect.Effect<ReadonlyArray<string>, BlobStoreError> =>
-    fs.readDirectory(keyPrefix === "" ? root : toPath(keyPrefix)).pipe(
+    tryFs(() => fsPromises.readdir(keyPrefix === "" ? root : toPath(keyPrefix))).pipe(
       Effect.catchIf(isAbsent, () => Effect.succeed([])),
       Effect.map((names) => names.sort()),
       Effect.mapError(toBlobStoreError("list", keyPrefix, `cannot read the folder ${toPath(keyPrefix)}`))
     )
 
-  const statEntry = (key: string): Effect.Effect<Option.Option<FileSystem.File.Info>, BlobStoreError> =>
-    fs.stat(toPath(key)).pipe(
+  const statEntry = (key: string): Effect.Effect<Option.Option<fs.Stats>, BlobStoreError> =>
+    tryFs(() => fsPromises.stat(toPath(key))).pipe(
       Effect.map(Option.some),
       // Deleted between the directory read and the stat: it is simply not there any more.
       Effect.catchIf(isAbsent, () => Effect.succeedNone),
@@ -294,14 +325,10 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
       const directories: Array<ListTask> = []
       for (const [key, info] of infos) {
         if (Option.isNone(info)) continue
-        if (info.value.type === "Directory") {
+        if (info.value.isDirectory()) {
           directories.push({ _tag: "Directory", keyPrefix: `${key}/`, nameFilter: "" })
-        } else if (info.value.type === "File") {
-          out.push({
-            key,
-            size: Number(info.value.size),
-            lastModified: Option.match(info.value.mtime, { onNone: () => 0, onSome: (date) => date.getTime() })
-          })
+        } else if (info.value.isFile()) {
+          out.push({ key, size: info.value.size, lastModified: info.value.mtime.getTime() })
         }
       }
       // Reversed, so the stack pops sub-folders in name order.
