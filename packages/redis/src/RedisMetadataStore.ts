@@ -11,11 +11,12 @@
  * @example
  * import { Cache } from "@s3cache/core"
  * import { RedisMetadataStore } from "@s3cache/redis"
+ * import { S3BlobStore } from "@s3cache/s3"
  * import * as Layer from "effect/Layer"
  *
  * const CacheLive = Cache.layer({ namespace: "reports" }).pipe(
  *   Layer.provide(RedisMetadataStore.layer({ url: "redis://localhost:6379/0" })),
- *   Layer.provide(BlobStoreLive)
+ *   Layer.provide(S3BlobStore.layer({ bucket: "my-cache-bucket", region: "eu-west-1" }))
  * )
  *
  * @since 0.1.0
@@ -24,17 +25,25 @@ import * as CacheConfig from "@s3cache/core/CacheConfig"
 import { CacheInputError } from "@s3cache/core/CacheError"
 import { MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis"
+import type { ClusterOptions, RedisOptions } from "ioredis"
 import * as client from "./internal/client.js"
+import { ConfigError, Either } from "./internal/effect3.js"
 import * as store from "./internal/store.js"
+
+/**
+ * A client of your own for `Options.client`: an ioredis `Redis` or `Cluster` of major 5 or 6, whichever major this
+ * package resolves as its `ioredis` peer, with any `protocol` and `replyMapping`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Client = client.Client
 
 /**
  * @since 0.1.0
@@ -49,7 +58,7 @@ export interface Options {
    * A client you own and close yourself (instead of `url` or `nodes`). Give it the bounded options this package uses
    * (no offline queue, `commandTimeout`, `maxRetriesPerRequest: 0`): an ioredis client with defaults hangs on faults.
    */
-  readonly client?: Redis | Cluster | undefined
+  readonly client?: Client | undefined
   readonly username?: string | undefined
   /** overrides a password in the URL */
   readonly password?: Redacted.Redacted | undefined
@@ -66,7 +75,10 @@ export interface Options {
   readonly awaitReady?: Duration.DurationInput | undefined
   /** records removed per `clearNamespace` step (one script call); default 500 */
   readonly removeBatchSize?: number | undefined
-  /** extra ioredis options, applied last (they can undo the bounded defaults: take care) */
+  /**
+   * extra ioredis options, applied last (they can undo the bounded defaults: take care); typed by the ioredis you
+   * installed, so with ioredis 6 they include `protocol` and `replyMapping`
+   */
   readonly redisOptions?: RedisOptions | undefined
   readonly clusterOptions?: ClusterOptions | undefined
 }

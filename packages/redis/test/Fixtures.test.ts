@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions } from "ioredis"
 import { Cluster, Redis } from "ioredis"
+import * as Ioredis from "./utils/ioredis.js"
 import * as RedisServer from "./utils/RedisServer.js"
 
 /** fail fast: no offline queue, no retries, no re-sent commands (see RELIABILITY.md) */
@@ -83,6 +84,21 @@ const within = <A>(ms: number, promise: Promise<A>, what: string): Promise<A> =>
     })
   ]).finally(() => clearTimeout(timer))
 }
+
+describe("ioredis", () => {
+  it.scopedLive(`resolves to major ${Ioredis.major}, whose clients speak RESP${Ioredis.protocol}`, () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const { redis } = yield* connect(server)
+      const info = String(yield* Effect.promise(() => redis.call("CLIENT", "INFO")))
+      assert.match(info, new RegExp(`(^| )resp=${Ioredis.protocol}(\\s|$)`))
+      // an option only ioredis 6 has (and defaults to 3)
+      assert.strictEqual(
+        (redis.options as { readonly protocol?: number }).protocol,
+        Ioredis.major === 6 ? 3 : undefined
+      )
+    }))
+})
 
 describe("RedisServer", () => {
   it.scopedLive("starts, serves, dies on SIGKILL and restarts on the same port", () =>

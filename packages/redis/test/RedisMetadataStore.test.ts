@@ -19,6 +19,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
 import { RedisMetadataStore } from "../src/index.js"
+import * as Ioredis from "./utils/ioredis.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
 
@@ -26,13 +27,13 @@ const server = beforeAllScoped(RedisServer.make())
 const cluster = beforeAllScoped(RedisServer.makeCluster())
 
 metadataStoreSuite(
-  "RedisMetadataStore (standalone)",
+  `RedisMetadataStore (standalone, ioredis ${Ioredis.major})`,
   Layer.suspend(() => RedisMetadataStore.layer({ url: server().url })),
   { clock: "live" }
 )
 
 metadataStoreSuite(
-  "RedisMetadataStore (3-master cluster)",
+  `RedisMetadataStore (3-master cluster, ioredis ${Ioredis.major})`,
   Layer.suspend(() => RedisMetadataStore.layer({ nodes: cluster().nodes })),
   { clock: "live" }
 )
@@ -89,6 +90,18 @@ const recordCommands = (client: Redis) => {
 }
 
 describe("RedisMetadataStore", () => {
+  it.scoped(`the client it creates is the ioredis it resolves (${Ioredis.major}), speaking RESP${Ioredis.protocol}`, () =>
+    Effect.gen(function*() {
+      const name = `s3cache-own-${Math.random().toString(36).slice(2, 8)}`
+      const store = yield* RedisMetadataStore.make({ url: server().url, redisOptions: { connectionName: name } })
+      yield* store.id
+      const client = yield* raw
+      const clients = String(yield* Effect.promise(() => client.call("CLIENT", "LIST")))
+      const own = clients.split("\n").filter((line) => line.includes(` name=${name} `))
+      assert.strictEqual(own.length, 1, clients)
+      assert.match(own[0]!, new RegExp(`(^| )resp=${Ioredis.protocol}(\\s|$)`))
+    }))
+
   it.scoped("a hit is one round trip: one EVALSHA and nothing else", () =>
     Effect.gen(function*() {
       const client = yield* raw

@@ -12,8 +12,58 @@ import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis"
 import { Cluster, Redis } from "ioredis"
 import * as scripts from "./scripts.js"
 
-/** @internal */
-export type Client = Redis | Cluster
+/** Where a connection goes: what ioredis keeps in a standalone client's (or a cluster node's) options. */
+interface Address {
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+}
+
+/**
+ * What the store uses of a client, whatever major of ioredis made it. Replies are `unknown` and read by value: they
+ * depend on the client's options (`replyMapping`, `stringNumbers`), not on its declared types.
+ */
+interface Commands {
+  /** `"ready"` once connected (ioredis 5 and 6 both) */
+  readonly status: string
+  /** `true` on a `Cluster`, `false` on a `Redis`: set by both majors, and unlike `instanceof` it holds across majors */
+  readonly isCluster: boolean
+  once(event: "ready", listener: () => void): unknown
+  off(event: "ready", listener: () => void): unknown
+  defineCommand(name: string, definition: { lua: string }): void
+  sadd(key: string, member: string): Promise<unknown>
+  srem(key: string, member: string): Promise<unknown>
+  sismember(key: string, member: string): Promise<unknown>
+  smembers(key: string): Promise<unknown>
+  exists(...keys: Array<string>): Promise<unknown>
+}
+
+/**
+ * An ioredis `Redis` (to one server or through Sentinels), major 5 or 6.
+ *
+ * @internal
+ */
+export interface StandaloneClient extends Commands {
+  readonly options: Address
+}
+
+/**
+ * An ioredis `Cluster`, major 5 or 6.
+ *
+ * @internal
+ */
+export interface ClusterClient extends Commands {
+  nodes(role: "master"): ReadonlyArray<{ readonly options: Address }>
+}
+
+/**
+ * A client of either major of ioredis: structural, so that a client made by the major the user installed fits, and so
+ * does one made by another major than the one this package resolves (both ship their own classes).
+ *
+ * @internal
+ */
+export type Client = StandaloneClient | ClusterClient
+
+const isCluster = (client: Client): client is ClusterClient => client.isCluster
 
 /** The scripts as client methods (ioredis `defineCommand`: EVALSHA, and EVAL once on NOSCRIPT). */
 export interface Scripted {
@@ -81,11 +131,44 @@ const boundedOptions = (options: ConnectionOptions): RedisOptions => ({
   ...options.redisOptions
 })
 
-/** @internal */
-export const create = (options: ConnectionOptions): Client => {
+/**
+ * Options without `undefined` values. ioredis 6 types `replyMapping` as `ReplyMappingMode | undefined` in its options
+ * but as `ReplyMappingMode` in its constructors, so under `exactOptionalPropertyTypes` a `RedisOptions` does not fit
+ * them; options without `undefined` fit both majors. Dropping an `undefined` value changes nothing: ioredis fills
+ * in a default for it as for a missing one.
+ */
+type Defined<T> = { [K in keyof T]: Exclude<T[K], undefined> }
+
+const defined = <T extends object>(options: T): Defined<T> =>
+  Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Defined<T>
+
+type DefinedClusterOptions = Defined<Omit<ClusterOptions, "redisOptions">> & {
+  readonly redisOptions?: Defined<NonNullable<ClusterOptions["redisOptions"]>>
+}
+
+/**
+ * A client this package creates and closes: one of either major, seen through what the store and its finalizer use.
+ *
+ * @internal
+ */
+export type Owned = Client & {
+  connect(): Promise<unknown>
+  quit(): Promise<unknown>
+  disconnect(): void
+  on(event: "error", listener: (error: Error) => void): unknown
+}
+
+/**
+ * A client of the ioredis this package resolves: the peer the user installed, 5 or 6. Both majors take these options;
+ * ioredis 6 speaks RESP3 (`HELLO 3`, falling back to RESP2 on a server before Redis 6) with replies in RESP2 shapes
+ * unless `redisOptions.replyMapping` says otherwise, and the store reads either.
+ *
+ * @internal
+ */
+export const create = (options: ConnectionOptions): Owned => {
   if (options.nodes !== undefined) {
     const { enableOfflineQueue: _, ...redisOptions } = boundedOptions(options)
-    return new Cluster(options.nodes as Array<ClusterNode>, {
+    const clusterOptions: ClusterOptions = {
       lazyConnect: true,
       // the cluster's own queue ignores commandTimeout and hangs: it must be off at this level
       enableOfflineQueue: false,
@@ -93,16 +176,22 @@ export const create = (options: ConnectionOptions): Client => {
       clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
       redisOptions,
       ...options.clusterOptions
-    })
+    }
+    const { redisOptions: nodeOptions, ...rest } = clusterOptions
+    const exact: DefinedClusterOptions = {
+      ...defined(rest),
+      ...(nodeOptions !== undefined ? { redisOptions: defined(nodeOptions) } : {})
+    }
+    return new Cluster(options.nodes as Array<ClusterNode>, exact)
   }
   return options.url !== undefined
-    ? new Redis(options.url, boundedOptions(options))
-    : new Redis(boundedOptions(options))
+    ? new Redis(options.url, defined(boundedOptions(options)))
+    : new Redis(defined(boundedOptions(options)))
 }
 
 /** Where the client talks to, for spans and messages. */
 export const describeServer = (client: Client): string => {
-  if (client instanceof Cluster) {
+  if (isCluster(client)) {
     return client.nodes("master").map((node) => `${node.options.host}:${node.options.port}`).join(",") || "cluster"
   }
   return `${client.options.host ?? "localhost"}:${client.options.port ?? 6379}`

@@ -6,8 +6,8 @@
  */
 import type { EntryRecord } from "@s3cache/core/MetadataStore"
 import { EntryRecord as EntryRecordSchema } from "@s3cache/core/MetadataStore"
-import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import { Either } from "./effect3.js"
 
 /** Entries are read and written as strings; numbers are parsed back through the schema. */
 const RecordFromStrings = Schema.Struct({

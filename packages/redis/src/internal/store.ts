@@ -8,11 +8,11 @@ import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
 import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import { call, describeServer } from "./client.js"
+import { Either } from "./effect3.js"
 import { type Malformed, readFields, toFields } from "./record.js"
 
 /** @internal */
@@ -66,6 +66,22 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       : Either.left(invalid(method, `${JSON.stringify(bad.slice(0, 80))} is not an entry hash (64 lowercase hex)`))
   }
   const lockTtl = (lockTtlMs: number) => Math.max(1, Math.ceil(lockTtlMs))
+
+  // Replies are read by value, not by JavaScript type: the client's options decide whether an integer arrives as a
+  // number or a string (`stringNumbers`), whichever major of ioredis and protocol (RESP2, RESP3) it speaks. A reply of
+  // another shape is a protocol error, never a wrong answer.
+  const unexpected = (method: string, reply: unknown) =>
+    new MetadataStoreError({
+      reason: "Protocol",
+      method,
+      description: `Redis at ${server}: an unexpected ${method} reply (${String(JSON.stringify(reply)).slice(0, 80)})`
+    })
+  const tuple = (method: string, reply: unknown): Effect.Effect<ReadonlyArray<unknown>, MetadataStoreError> =>
+    Array.isArray(reply) ? Effect.succeed(reply) : Effect.fail(unexpected(method, reply))
+  const strings = (method: string, reply: unknown): Effect.Effect<Array<string>, MetadataStoreError> =>
+    Array.isArray(reply) && reply.every((item) => typeof item === "string")
+      ? Effect.succeed(reply)
+      : Effect.fail(unexpected(method, reply))
 
   const warnMalformed = (method: string, namespace: string, hash: string, read: Malformed) =>
     Effect.logWarning(
@@ -145,7 +161,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         Effect.flatMap((
           reply
         ): Effect.Effect<LookupResult | Malformed | { readonly _tag: "Unregistered" }, MetadataStoreError> => {
-          const [tag, fields] = reply as [number, unknown]
+          const [tag, fields] = Array.isArray(reply) ? [Number(reply[0]), reply[1]] : [Number.NaN, undefined]
           if (tag === 2) return Effect.succeed(acquired)
           if (tag === 3) return Effect.succeed(busy)
           if (tag === 4 && !registered) return Effect.succeed({ _tag: "Unregistered" })
@@ -261,7 +277,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // no reason). A commit that then finds its lock lost leaves at worst an empty namespace registered, which the
       // next clear forgets in one step.
       const fields = toFields(record)
-      const [, reply] = yield* Effect.all([
+      const [, replied] = yield* Effect.all([
         register("commit", record.namespace),
         call("commit", server, () =>
           client.s3cacheCommit(
@@ -281,9 +297,11 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             ...fields
           ))
       ], { concurrency: "unbounded" })
-      const [tag, evicted, obsolete] = reply as [number, number, Array<string>]
-      if (tag !== 1) return lockLost
-      return { _tag: "Committed", obsolete, evicted: Number(evicted) } satisfies CommitResult
+      const reply = yield* tuple("commit", replied)
+      if (Number(reply[0]) !== 1) return lockLost
+      const evicted = Number(reply[1])
+      if (!Number.isSafeInteger(evicted)) return yield* unexpected("commit", replied)
+      return { _tag: "Committed", obsolete: yield* strings("commit", reply[2]), evicted } satisfies CommitResult
     }).pipe(withSpan("commit", server, record.namespace))
 
   const getMany: MetadataStore["Type"]["getMany"] = (namespace, hashes) =>
@@ -292,11 +310,11 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("getMany", hashes)
       if (hashes.length === 0) return []
       const k = keys(namespace)
-      const replies = (yield* call(
+      const replies = yield* call(
         "getMany",
         server,
         () => client.s3cacheGetMany(hashes.length, ...hashes.map(k.entry))
-      )) as Array<unknown>
+      ).pipe(Effect.flatMap((reply) => tuple("getMany", reply)))
       // A malformed record reads as missing, so that one bad record cannot stop a whole cleanup; the lookup of its
       // hash drops it.
       return yield* Effect.forEach(hashes, (hash, i) => {
@@ -315,7 +333,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("remove", hashes)
       if (hashes.length === 0) return []
       const k = keys(namespace)
-      return (yield* call("remove", server, () =>
+      return yield* call("remove", server, () =>
         client.s3cacheRemove(
           4 + 2 * hashes.length,
           k.lru,
@@ -325,7 +343,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
           ...hashes.map(k.entry),
           ...hashes.map(k.lock),
           ...hashes
-        ))) as Array<string>
+        )).pipe(Effect.flatMap((reply) => strings("remove", reply)))
     }).pipe(withSpan("remove", server, namespace))
 
   const removeIf: MetadataStore["Type"]["removeIf"] = (namespace, hash, objectKey) =>
@@ -339,7 +357,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("clearNamespace", namespace)
       const k = keys(namespace)
-      const [done, objectKeys] = (yield* call("clearNamespace", server, () =>
+      const reply = yield* call("clearNamespace", server, () =>
         client.s3cacheClearNamespace(
           5,
           k.lru,
@@ -350,8 +368,9 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
           k.entryPrefix,
           k.lockPrefix,
           options.removeBatchSize
-        ))) as [number, Array<string>]
-      if (done !== 1) return { done: false, objectKeys } satisfies ClearStep
+        )).pipe(Effect.flatMap((reply) => tuple("clearNamespace", reply)))
+      const objectKeys = yield* strings("clearNamespace", reply[1])
+      if (Number(reply[0]) !== 1) return { done: false, objectKeys } satisfies ClearStep
       yield* call("clearNamespace", server, () => client.srem(namespacesKey, namespace))
       // a lock (or a record) taken between the last step and the SREM registered the namespace just before it:
       // register it again, or `clear` would never reach that computation
@@ -365,7 +384,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     server,
     () => client.smembers(namespacesKey)
   )
-    .pipe(withSpan("namespaces", server, undefined))
+    // a SET reply: an array in RESP2, and in RESP3 under either `replyMapping` of ioredis 6
+    .pipe(Effect.flatMap((reply) => strings("namespaces", reply)), withSpan("namespaces", server, undefined))
 
   const size: MetadataStore["Type"]["size"] = (namespace) =>
     Effect.gen(function*() {
