@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

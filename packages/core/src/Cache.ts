@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"

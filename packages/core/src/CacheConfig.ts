@@ -3,14 +3,14 @@
  *
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { CacheInputError } from "./CacheError.js"
 import * as CacheKey from "./CacheKey.js"
+import { ConfigError, Either } from "./internal/effect3.js"
 import type { Compression, Format } from "./Serializer.js"
 import { compressions } from "./Serializer.js"
 

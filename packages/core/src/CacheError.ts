@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 

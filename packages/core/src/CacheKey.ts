@@ -11,9 +11,10 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+import "./internal/effectVersion.js"
 import * as crypto from "node:crypto"
 import { CacheInputError } from "./CacheError.js"
+import { Either } from "./internal/effect3.js"
 
 /**
  * What a key may be made of: strings, numbers, bigints, booleans, `null`, Dates, byte arrays, and arrays, plain

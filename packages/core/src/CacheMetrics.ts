@@ -5,9 +5,10 @@
  *
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
+import { MetricBoundaries } from "./internal/effect3.js"
 
 /**
  * Calls answered from a stored entry.

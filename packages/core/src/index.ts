@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+import "./internal/effectVersion.js"
 
 /**
  * The public entry point: `Cache.cached`, `Cache.wrap`, invalidation, stats, layers.

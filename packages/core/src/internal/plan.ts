@@ -5,12 +5,12 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as CacheConfig from "../CacheConfig.js"
 import { CacheInputError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type { Format } from "../Serializer.js"
+import { Either } from "./effect3.js"
 
 /** @internal */
 export interface Plan {

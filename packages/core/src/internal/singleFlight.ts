@@ -14,8 +14,8 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import type * as Scope from "effect/Scope"
+import { FiberId } from "./effect3.js"
 
 interface InFlight {
   readonly deferred: Deferred.Deferred<any, any>

@@ -9,9 +9,9 @@ import * as CacheConfig from "@s3cache/core/CacheConfig"
 import { CacheInputError } from "@s3cache/core/CacheError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import type { Options } from "../S3BlobStore.js"
+import { Either } from "./effect3.js"
 
 const method = "S3BlobStore.make"
 

@@ -1,0 +1,21 @@
+/**
+ * s3cache runs on the Effect 3 line only. This module is the first import of every public module of
+ * `@s3cache/core` (and, through them, of the other packages), so that on another `effect` the program stops at
+ * start-up with what to do, rather than with a missing module or a `TypeError` deep inside a layer. It can only run
+ * first because every module of ours links on Effect 4 too: the Effect 3 modules that Effect 4 removed are taken
+ * from the `effect` barrel (see `effect3.ts`).
+ *
+ * @internal
+ */
+import { createRequire } from "node:module"
+
+const required = "^3.22.0"
+
+const { version } = createRequire(import.meta.url)("effect/package.json") as { readonly version: string }
+const [major, minor] = version.split(".").map(Number)
+if (major !== 3 || minor === undefined || minor < 22) {
+  throw new Error(
+    `@s3cache/core needs effect 3 (${required}), found effect ${version}: s3cache targets the Effect 3 line; ` +
+      `install it with \`npm install effect@^3.22\` (or \`pnpm add effect@^3.22\`)`
+  )
+}
