@@ -12,15 +12,18 @@
  * @example
  * import { ArrowCodec } from "@s3cache/arrow"
  * import { Cache } from "@s3cache/core"
+ * import type { Table } from "apache-arrow"
  * import * as Effect from "effect/Effect"
  * import * as Layer from "effect/Layer"
+ *
+ * declare const duckdb: { arrowQuery(sql: string): Promise<Table> }
  *
  * const CacheLive = Cache.layerEmbedded().pipe(Layer.provide(ArrowCodec.layer))
  *
  * const orders = Effect.promise(() => duckdb.arrowQuery("SELECT * FROM orders")).pipe(
  *   Cache.cached({ key: "SELECT * FROM orders", namespace: "reports" })
  * )
- * Effect.runPromise(orders.pipe(Effect.provide(CacheLive)))
+ * const program = orders.pipe(Effect.provide(CacheLive))
  *
  * @since 0.1.0
  */
@@ -71,12 +74,13 @@ export const codec: Serializer.Codec = internal.codec
  *
  * @example
  * import { ArrowCodec } from "@s3cache/arrow"
- * import { Cache } from "@s3cache/core"
+ * import { Cache, type Serializer } from "@s3cache/core"
  * import * as Layer from "effect/Layer"
  *
- * const CacheLive = Cache.layerEmbedded().pipe(
- *   Layer.provide(ArrowCodec.layerWith({ codecs: [myCodec], zstdLevel: 9 }))
- * )
+ * const makeCacheLive = (myCodec: Serializer.Codec) =>
+ *   Cache.layerEmbedded().pipe(
+ *     Layer.provide(ArrowCodec.layerWith({ codecs: [myCodec], zstdLevel: 9 }))
+ *   )
  *
  * @since 0.1.0
  * @category layers
@@ -91,7 +95,14 @@ export const layerWith = (options: Serializer.Options = {}): Layer.Layer<Seriali
  * @example
  * import { ArrowCodec } from "@s3cache/arrow"
  * import { Cache } from "@s3cache/core"
+ * import { RedisMetadataStore } from "@s3cache/redis"
+ * import { S3BlobStore } from "@s3cache/s3"
  * import * as Layer from "effect/Layer"
+ *
+ * const StoresLive = Layer.merge(
+ *   RedisMetadataStore.layer({ url: "redis://localhost:6379/0" }),
+ *   S3BlobStore.layer({ bucket: "my-cache-bucket", region: "eu-west-1" })
+ * )
  *
  * const CacheLive = Cache.layer({ namespace: "reports" }).pipe(
  *   Layer.provide(ArrowCodec.layer),

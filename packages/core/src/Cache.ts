@@ -5,12 +5,15 @@
  * import { Cache } from "@s3cache/core"
  * import * as Effect from "effect/Effect"
  *
+ * declare const db: { query(sql: string, params: ReadonlyArray<unknown>): Promise<number> }
+ *
  * const revenue = (year: number) =>
  *   Effect.promise(() => db.query("SELECT sum(amount) FROM orders WHERE year = $1", [year])).pipe(
  *     Cache.cached({ key: ["revenue", year], namespace: "reports", ttl: "10 minutes" })
  *   )
  *
- * Effect.runPromise(revenue(2025).pipe(Effect.provide(Cache.layerEmbedded())))
+ * // no server needed: in-memory metadata, payloads in a local folder; run it with Effect.runPromise(program)
+ * const program = revenue(2025).pipe(Effect.provide(Cache.layerEmbedded()))
  *
  * @since 0.1.0
  */
@@ -170,6 +173,8 @@ export class Cache extends Context.Tag("@s3cache/core/Cache")<Cache, Service>() 
  * import * as Effect from "effect/Effect"
  * import * as Schema from "effect/Schema"
  *
+ * declare const fetchUsers: () => Promise<ReadonlyArray<{ readonly id: number; readonly name: string }>>
+ *
  * const users = Effect.promise(() => fetchUsers())
  *
  * // data-first, key only
@@ -235,6 +240,15 @@ export type WrapIdentity<Args extends ReadonlyArray<any>> =
  * @example
  * import { Cache } from "@s3cache/core"
  * import * as Effect from "effect/Effect"
+ *
+ * interface User {
+ *   readonly id: number
+ *   readonly name: string
+ * }
+ * declare const db: {
+ *   readonly users: { find(id: number): Promise<User> }
+ *   search(query: string): Promise<ReadonlyArray<User>>
+ * }
  *
  * const getUser = Cache.wrap((id: number) => Effect.promise(() => db.users.find(id)), {
  *   name: "getUser",

@@ -236,7 +236,7 @@ export interface HashOptions {
  *
  * const a = CacheKey.hash("SELECT *\n  FROM users", { namespace: "reports" })
  * const b = CacheKey.hash("  SELECT * FROM users ", { namespace: "reports" })
- * console.log(Either.getOrThrow(a) === Either.getOrThrow(b)) // true
+ * console.log(Either.getOrThrow(a).hash === Either.getOrThrow(b).hash) // true
  *
  * @since 0.1.0
  * @category encoding
