@@ -5,17 +5,33 @@
  * first because every module of ours links on Effect 4 too: the Effect 3 modules that Effect 4 removed are taken
  * from the `effect` barrel (see `effect3.ts`).
  *
+ * The major is told by what the barrel exports (Effect 4 has no `Either`), which holds in a bundle too; the version
+ * in the message, and the minor check, come from `effect/package.json` when it can be read (not in a bundle).
+ *
  * @internal
  */
+
+import * as effect from "effect"
 import { createRequire } from "node:module"
 
 const required = "^3.22.0"
 
-const { version } = createRequire(import.meta.url)("effect/package.json") as { readonly version: string }
-const [major, minor] = version.split(".").map(Number)
-if (major !== 3 || minor === undefined || minor < 22) {
+const installedVersion = (): string | undefined => {
+  try {
+    return (createRequire(import.meta.url)("effect/package.json") as { readonly version?: unknown }).version as
+      | string
+      | undefined
+  } catch {
+    return undefined
+  }
+}
+
+const version = installedVersion()
+const [major, minor] = (version ?? "").split(".").map(Number)
+const effect3 = typeof (effect as { readonly Either?: unknown }).Either === "object"
+if (!effect3 || (version !== undefined && (major !== 3 || minor === undefined || minor < 22))) {
   throw new Error(
-    `@s3cache/core needs effect 3 (${required}), found effect ${version}: s3cache targets the Effect 3 line; ` +
-      `install it with \`npm install effect@^3.22\` (or \`pnpm add effect@^3.22\`)`
+    `@s3cache/core needs effect 3 (${required}), found effect ${version ?? "4 or later"}: s3cache targets the ` +
+      "Effect 3 line; install it with `npm install effect@^3.22` (or `pnpm add effect@^3.22`)"
   )
 }
