@@ -5,8 +5,9 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const dryRun = process.argv.includes("--dry-run")
 const libraries = ["core", "redis", "s3", "arrow"]
 
@@ -32,8 +33,9 @@ if (pending.length > 0) {
   const message = `${pending.length} changeset(s) not applied yet (${
     pending.join(", ")
   }): run \`pnpm changeset version\``
-  if (dryRun) console.warn(`release: ${message} before a real release`)
-  else fail(message)
+  if (!dryRun) fail(message)
+  console.warn(`release: ${message} before a real release; it would give these versions:`)
+  run("pnpm", ["changeset", "status", "--verbose"])
 }
 
 console.log(`release: ${dryRun ? "dry run of " : ""}version ${version}`)
