@@ -5,8 +5,9 @@
  * first because every module of ours links on Effect 4 too: the Effect 3 modules that Effect 4 removed are taken
  * from the `effect` barrel (see `effect3.ts`).
  *
- * The major is told by what the barrel exports (Effect 4 has no `Either`), which holds in a bundle too; the version
- * in the message, and the minor check, come from `effect/package.json` when it can be read (not in a bundle).
+ * The major is told by what the barrel exports (Effect 4 has no `Either`), which holds in a bundle too, and also when
+ * the `effect` in `node_modules` is not the one bundled; `effect/package.json` only gives the version for the
+ * message, when it can be read. The minor (^3.22) is the peer range's job, checked when installing.
  *
  * @internal
  */
@@ -26,12 +27,10 @@ const installedVersion = (): string | undefined => {
   }
 }
 
-const version = installedVersion()
-const [major, minor] = (version ?? "").split(".").map(Number)
 const effect3 = typeof (effect as { readonly Either?: unknown }).Either === "object"
-if (!effect3 || (version !== undefined && (major !== 3 || minor === undefined || minor < 22))) {
+if (!effect3) {
   throw new Error(
-    `@s3cache/core needs effect 3 (${required}), found effect ${version ?? "4 or later"}: s3cache targets the ` +
-      "Effect 3 line; install it with `npm install effect@^3.22` (or `pnpm add effect@^3.22`)"
+    `@s3cache/core needs effect 3 (${required}), found effect ${installedVersion() ?? "4 or later"}: s3cache targets ` +
+      "the Effect 3 line; install it with `npm install effect@^3.22` (or `pnpm add effect@^3.22`)"
   )
 }

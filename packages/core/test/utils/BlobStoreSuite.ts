@@ -8,6 +8,8 @@
  *
  * @since 0.1.0
  */
+// first: on Effect 4, our error that says what to do rather than one from @effect/vitest
+import "../../src/internal/effectVersion.js"
 import { afterAll, assert, beforeAll, describe, it as vitest } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"

@@ -6,6 +6,8 @@
  *
  * @since 0.1.0
  */
+// first: on Effect 4, our error that says what to do rather than one from @effect/vitest
+import "../../src/internal/effectVersion.js"
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
