@@ -6,8 +6,9 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const destination = path.resolve(process.argv[2] ?? path.join(root, "packed"))
 const libraries = ["core", "redis", "s3", "arrow"]
 
