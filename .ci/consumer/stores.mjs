@@ -66,5 +66,7 @@ const arrow = Effect.gen(function*() {
     )
   }
 })
-await Effect.runPromise(arrow.pipe(Effect.provide(Cache.layerEmbedded({ name: "arrow" }).pipe(Layer.provide(ArrowCodec.layer)))))
+await Effect.runPromise(
+  arrow.pipe(Effect.provide(Cache.layerEmbedded({ name: "arrow" }).pipe(Layer.provide(ArrowCodec.layer))))
+)
 console.log("arrow: a Table stored as Arrow IPC and read back as a Table (1 build, 1 hit)")
