@@ -105,6 +105,40 @@ describe("unknown outcomes", () => {
       const lookup = yield* metadata.lookup("default", hash, { token: "another process", lockTtlMs: 1000 })
       assert.strictEqual(lookup._tag, "Acquired", "no ownerless lock holds the key for a lease")
     }))
+
+  // Seen in CI (Redis SIGKILLed under load, then restarted): one call took 4968 ms against a 1.3 s budget, the
+  // stampede lock's lease (5 s). A lock of this process whose commit and release both failed stays on the store until
+  // its lease lapses, and the next caller of the key saw it Busy and waited for a result that nobody computes.
+  it.scoped("a lock of this process whose release failed: the next caller runs at once instead of waiting its lease", () =>
+    Effect.gen(function*() {
+      let storeDown = true
+      const unavailable = (method: string) =>
+        new MetadataStoreError({ reason: "Unavailable", method, description: "the store is down" })
+      const { cache } = yield* makeHarness({
+        cache: { stampedeLockLease: "5 seconds", stampedeLockTtl: "30 seconds" },
+        // lookups work; the commit and the release fail, so the lock stays on the store until its lease lapses
+        metadata: (store) => ({
+          commit: (record, options) => storeDown ? Effect.fail(unavailable("commit")) : store.commit(record, options),
+          releaseLock: (ns, hash, token) =>
+            storeDown ? Effect.fail(unavailable("releaseLock")) : store.releaseLock(ns, hash, token)
+        })
+      })
+      const query = counted("v")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      yield* cache.flush
+      // no clock moves: a caller that waits for the lease would never finish
+      const second = yield* Effect.fork(cache.cached(query.effect, { key: "k" }))
+      yield* waitUntil(Effect.map(Fiber.poll(second), Option.isSome), 1000)
+      assert.strictEqual(yield* Fiber.join(second), "v")
+      assert.strictEqual(query.runs, 2)
+      // once the lease has lapsed, caching resumes
+      storeDown = false
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      yield* cache.flush
+      assert.strictEqual(yield* cache.cached(query.effect, { key: "k" }), "v")
+      assert.strictEqual(query.runs, 3)
+    }))
 })
 
 describe("the stampede lock is held until the commit", () => {

@@ -166,18 +166,30 @@ export const make = (
           case "Acquired":
             return Effect.succeed<Decision>({ _tag: "Run", token })
           case "Busy":
-            return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              now >= deadline
-                ? Effect.as(
-                  Effect.logWarning(
-                    "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
-                  ),
-                  uncached
-                )
-                : Effect.zipRight(
-                  Effect.sleep(pollDelay(attempt, deadline - now)),
-                  loop(deadline, attempt + 1, retries)
-                ))
+            // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
+            // lapses: waiting for it would wait for a value that nobody computes.
+            return Effect.flatMap(
+              Effect.zip(locks.orphaned(plan), Clock.currentTimeMillis),
+              ([orphaned, now]) =>
+                orphaned
+                  ? Effect.as(
+                    Effect.logDebug(
+                      "s3cache: the key is locked by a lock of this process that lost its work; running uncached"
+                    ),
+                    uncached
+                  )
+                  : now >= deadline
+                  ? Effect.as(
+                    Effect.logWarning(
+                      "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
+                    ),
+                    uncached
+                  )
+                  : Effect.zipRight(
+                    Effect.sleep(pollDelay(attempt, deadline - now)),
+                    loop(deadline, attempt + 1, retries)
+                  )
+            )
         }
       })
 

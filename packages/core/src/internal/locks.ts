@@ -47,6 +47,12 @@ export interface Locks {
   readonly hold: (target: LockTarget, token: string) => Effect.Effect<Lease>
   /** release every lock still held (closing the cache), each under the metadata deadline */
   readonly releaseAll: Effect.Effect<void>
+  /**
+   * Whether a lock of this process on `target` may be on the store with no work behind it: its release failed, or
+   * the lookup that may have taken it was abandoned. A lookup that then finds the key `Busy` has most likely met that
+   * lock, and nobody is computing the value it would wait for.
+   */
+  readonly orphaned: (target: LockTarget) => Effect.Effect<boolean>
 }
 
 /** @internal */
@@ -66,7 +72,8 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
   // Every token whose lock may be held, until it surely is not: released, or lapsed. A release that fails (the store
   // is down) does not keep a token for ever: the lock, if the store ever took it, lapses by itself one lease later,
   // so the token is kept until then (`until`), and forgotten after. Held leases are renewed: no end until released.
-  const tokens = new Map<string, { readonly target: LockTarget; until: number }>()
+  // `orphan`: no work of ours is behind the lock any more (its release failed, or its lookup was abandoned).
+  const tokens = new Map<string, { readonly target: LockTarget; until: number; orphan: boolean }>()
   let pruneAt = 1024
   const prune = (now: number): void => {
     if (tokens.size < pruneAt) return
@@ -85,7 +92,10 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
           ? Effect.failCause(cause as Cause.Cause<never>)
           : Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const entry = tokens.get(token)
-            if (entry !== undefined) entry.until = Math.min(entry.until, now + leaseMs)
+            if (entry !== undefined) {
+              entry.until = Math.min(entry.until, now + leaseMs)
+              entry.orphan = true
+            }
             return Effect.logDebug(
               "s3cache: could not release a stampede lock; it expires after its lease (stampedeLockLease)",
               cause
@@ -97,7 +107,7 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
   const lookup: Locks["lookup"] = (target, token) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       prune(now)
-      tokens.set(token, { target, until: Infinity })
+      tokens.set(token, { target, until: Infinity, orphan: false })
       // The call may take the lock on the server while its answer is lost or late (a timeout, a dropped connection):
       // its outcome is then unknown, and the lock is released once the call has settled, which the call itself
       // reports. The deadline lets a call that ignores interruption finish in the background; one that never settles
@@ -121,6 +131,8 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
           }
           if (state === "settled") return lateRelease()
           state = "abandoned"
+          const entry = tokens.get(token)
+          if (entry !== undefined) entry.orphan = true
           return Effect.void
         })
       )
@@ -172,5 +184,16 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       { concurrency: 16, discard: true }
     ))
 
-  return { lookup, hold, releaseAll }
+  const orphaned: Locks["orphaned"] = (target) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      for (const entry of tokens.values()) {
+        if (
+          entry.orphan && entry.until > now && entry.target.hash === target.hash &&
+          entry.target.namespace === target.namespace
+        ) return true
+      }
+      return false
+    })
+
+  return { lookup, hold, releaseAll, orphaned }
 }
