@@ -169,9 +169,9 @@ export const make = (
             // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
             // lapses: waiting for it would wait for a value that nobody computes.
             return Effect.flatMap(
-              Effect.zip(locks.orphaned(plan), Clock.currentTimeMillis),
-              ([orphaned, now]) =>
-                orphaned
+              Clock.currentTimeMillis,
+              (now) =>
+                locks.orphaned(plan, now)
                   ? Effect.as(
                     Effect.logDebug(
                       "s3cache: the key is locked by a lock of this process that lost its work; running uncached"

@@ -52,7 +52,7 @@ export interface Locks {
    * the lookup that may have taken it was abandoned. A lookup that then finds the key `Busy` has most likely met that
    * lock, and nobody is computing the value it would wait for.
    */
-  readonly orphaned: (target: LockTarget) => Effect.Effect<boolean>
+  readonly orphaned: (target: LockTarget, now: number) => boolean
 }
 
 /** @internal */
@@ -184,16 +184,15 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       { concurrency: 16, discard: true }
     ))
 
-  const orphaned: Locks["orphaned"] = (target) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      for (const entry of tokens.values()) {
-        if (
-          entry.orphan && entry.until > now && entry.target.hash === target.hash &&
-          entry.target.namespace === target.namespace
-        ) return true
-      }
-      return false
-    })
+  const orphaned: Locks["orphaned"] = (target, now) => {
+    for (const entry of tokens.values()) {
+      if (
+        entry.orphan && entry.until > now && entry.target.hash === target.hash &&
+        entry.target.namespace === target.namespace
+      ) return true
+    }
+    return false
+  }
 
   return { lookup, hold, releaseAll, orphaned }
 }
