@@ -44,3 +44,8 @@ export * as MetadataStore from "./MetadataStore.js"
  * @since 0.1.0
  */
 export * as Serializer from "./Serializer.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as CacheTracing from "./CacheTracing.js"

@@ -236,6 +236,41 @@ describe("invalidation wins", () => {
     }))
 })
 
+describe("in-process single flight", () => {
+  it.scoped("the caller that started a lookup leaves during it: a caller that joined gets the value, computed once", () =>
+    Effect.gen(function*() {
+      const lookupEntered = yield* Deferred.make<void>()
+      const lookupGate = yield* Deferred.make<void>()
+      let lookups = 0
+      const { cache } = yield* makeHarness({
+        metadata: (store) => ({
+          lookup: (namespace, hash, options) =>
+            Effect.suspend(() => {
+              // the first lookup (the first caller's) hangs until the test lets it go; later ones answer at once
+              if (++lookups > 1) return store.lookup(namespace, hash, options)
+              return Deferred.succeed(lookupEntered, undefined).pipe(
+                Effect.zipRight(Deferred.await(lookupGate)),
+                Effect.zipRight(store.lookup(namespace, hash, options))
+              )
+            })
+        }),
+        cache: { metadataTimeout: "1 hour" }
+      })
+      const query = counted({ rows: [1, 2, 3] })
+      const first = yield* Effect.fork(cache.cached(query.effect, { key: "k" }))
+      yield* Deferred.await(lookupEntered)
+      const second = yield* Effect.fork(cache.cached(query.effect, { key: "k" }))
+      yield* waitUntil(Effect.map(cache.stats, (stats) => stats.coalesced === 1))
+      yield* Fiber.interrupt(first)
+      // the second caller does not wait for the abandoned lookup: it looks up again and runs the effect
+      assert.deepStrictEqual(yield* Fiber.join(second), { rows: [1, 2, 3] })
+      assert.strictEqual(query.runs, 1)
+      yield* Deferred.succeed(lookupGate, undefined)
+      yield* cache.flush
+      assert.deepStrictEqual(yield* cache.cached(Effect.die("must hit"), { key: "k" }), { rows: [1, 2, 3] })
+    }))
+})
+
 describe("bounded work", () => {
   it.scoped("invalidateNamespace gives each step its own deadline and deletes objects step by step", () =>
     Effect.gen(function*() {

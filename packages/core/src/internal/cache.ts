@@ -141,16 +141,23 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       return { value, snapshot: snapshot.right, result: "miss" }
     })
 
-  const compute = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, shared: () => boolean) =>
+  /**
+   * The first phase, in the caller's fiber: the lookup and, on a hit, the read. A miss continues in the second phase
+   * (`run`), which single flight forks so that the callers that share it do not depend on the first one staying.
+   */
+  const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => (shared: () => boolean) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
-    Effect.flatMap(Clock.currentTimeNanos, (start) => {
-      const elapsed = Effect.map(Clock.currentTimeNanos, (now) => Number(now - start) / 1e6)
-      return Effect.flatMap(decide(plan), (decision): Effect.Effect<Outcome, E, R> => {
-        if (decision._tag === "Hit") {
-          return Effect.flatMap(elapsed, (ms) =>
-            Metric.increment(metrics.hits).pipe(
-              Effect.zipRight(Metric.update(metrics.hitLatency, ms)),
-              Effect.zipRight(Effect.sync((): Outcome => ({
+    Effect.flatMap(Clock.currentTimeNanos, (startedAt) =>
+      Effect.flatMap(decide(plan), (decision): Effect.Effect<singleFlight.Phase<Outcome, E, R>> => {
+        if (decision._tag === "Run") {
+          return Effect.succeed({ _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) })
+        }
+        return Effect.flatMap(Clock.currentTimeNanos, (now) =>
+          Metric.increment(metrics.hits).pipe(
+            Effect.zipRight(Metric.update(metrics.hitLatency, Number(now - startedAt) / 1e6)),
+            Effect.as<singleFlight.Phase<Outcome, E, R>>({
+              _tag: "Done",
+              value: {
                 value: decision.value,
                 // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
                 // restore from a copy taken now, before the first caller can change the value; alone, no copy
@@ -158,35 +165,39 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
                   ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
                   : undefined,
                 result: "hit"
-              })))
-            ))
-        }
-        const { token } = decision
-        // From taking the lease to the queued write nothing may interrupt but the effect: a lease left running would
-        // renew its lock until the cache closes. (Interrupted before this point, the lock lapses after one lease,
-        // and closing the cache releases it.)
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(
-            token === undefined ? Effect.succeed(undefined) : lockSet.hold(plan, token),
-            (lease) =>
-              Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
-                if (Exit.isFailure(exit)) {
-                  // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
-                  return Effect.zipRight(
-                    lease === undefined ? Effect.void : lease.end(false),
-                    Effect.failCause(exit.cause)
-                  )
-                }
-                return Effect.flatMap(elapsed, (ms) =>
-                  Metric.increment(metrics.misses).pipe(
-                    Effect.zipRight(Metric.update(metrics.missLatency, ms)),
-                    Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
-                  ))
-              })
-          )
-        )
-      })
-    })
+              }
+            })
+          ))
+      }))
+
+  /** The second phase: the user's effect under the stampede lock (`token`, if taken), then the write of its value. */
+  const run = <A, E, R>(
+    plan: Plan,
+    token: string | undefined,
+    effect: Effect.Effect<A, E, R>,
+    shared: () => boolean,
+    startedAt: bigint
+  ): Effect.Effect<Outcome, E, R> =>
+    // From taking the lease to the queued write nothing may interrupt but the effect: a lease left running would
+    // renew its lock until the cache closes. (Interrupted before this point, the lock lapses after one lease, and
+    // closing the cache releases it.)
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        token === undefined ? Effect.succeed(undefined) : lockSet.hold(plan, token),
+        (lease) =>
+          Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+            if (Exit.isFailure(exit)) {
+              // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
+              return Effect.zipRight(lease === undefined ? Effect.void : lease.end(false), Effect.failCause(exit.cause))
+            }
+            return Effect.flatMap(Clock.currentTimeNanos, (now) =>
+              Metric.increment(metrics.misses).pipe(
+                Effect.zipRight(Metric.update(metrics.missLatency, Number(now - startedAt) / 1e6)),
+                Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
+              ))
+          })
+      )
+    )
 
   /**
    * What one caller gets. The caller that started the computation gets its value; a caller that joined gets a value
@@ -243,7 +254,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           flights.run(
             plan.hash,
             plan.namespace,
-            (shared) => compute(plan, effect, shared),
+            start(plan, effect),
             Metric.increment(metrics.coalesced)
           ).pipe(
             Effect.flatMap(({ joined, value: outcome }) =>
@@ -252,7 +263,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
               )
             ),
             Effect.withSpan("Cache.cached", {
-              attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash }
+              attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
+              captureStackTrace: false
             })
           ) as Effect.Effect<A, E, R>
       })

@@ -23,7 +23,7 @@ import type { Serializer, Snapshot } from "../Serializer.js"
 import type { Fence } from "./fence.js"
 import type { Locks } from "./locks.js"
 import type { Plan } from "./plan.js"
-import { randomId } from "./random.js"
+import { uniqueId } from "./random.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
@@ -104,7 +104,7 @@ export const make = (
     )
 
   const decide = (plan: Plan): Effect.Effect<Decision> => {
-    const token = randomId()
+    const token = uniqueId()
 
     // A provably bad entry (not its key's, its object gone, its bytes failing the checksum or not decoding) is
     // dropped and looked up again, which takes the lock to write it anew. A store that is slow or down proves nothing

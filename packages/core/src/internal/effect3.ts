@@ -26,6 +26,9 @@ export declare namespace ConfigError {
   export type ConfigError = ConfigErrorModule.ConfigError
 }
 
+/** `effect/DefaultServices` */
+export const DefaultServices = effect.DefaultServices
+
 /** `effect/ExecutionStrategy` */
 export const ExecutionStrategy = effect.ExecutionStrategy
 

@@ -6,13 +6,17 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as CacheConfig from "../CacheConfig.js"
 import { BlobStoreError, MetadataStoreError } from "../CacheError.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
+import { DefaultServices, FiberId } from "./effect3.js"
 
 /** @internal */
 export interface Fence {
@@ -40,24 +44,32 @@ export interface Fence {
 
 /** @internal */
 export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instruments): Fence => {
-  // Deadlines are enforced here, whatever the store does: `disconnect` lets a store call that ignores interruption
-  // finish in the background instead of holding the caller past its deadline.
+  // Deadlines are enforced here, whatever the store does: a store call that ignores interruption must not hold the
+  // caller past its deadline. On the live clock that costs one fiber (the store call) and one timer: the caller waits
+  // for whichever comes first and leaves the call to finish, interrupted, in the background. Under another clock
+  // (TestClock) the timer must be the clock's, so the deadline is built from Effect's own combinators.
   const withDeadline = <A, E>(
     effect: Effect.Effect<A, E>,
     duration: Duration.Duration,
     option: string,
     onTimeout: (description: string) => E
-  ) =>
-    effect.pipe(
-      // the disconnected fiber ends with an Exit rather than a failure, which Effect would log as unhandled
-      Effect.exit,
-      Effect.disconnect,
-      Effect.flatMap((exit) => exit),
-      Effect.timeoutFail({
-        duration,
-        onTimeout: () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
-      })
+  ): Effect.Effect<A, E> => {
+    const timeout = () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
+    return Effect.clockWith((clock) =>
+      clock === liveClock
+        ? Effect.flatMap(
+          // the forked call ends with an Exit rather than a failure, which Effect would log as unhandled
+          Effect.fork(Effect.interruptible(Effect.exit(effect))),
+          (fiber) => awaitWithTimer(fiber, Duration.toMillis(duration), timeout)
+        )
+        : effect.pipe(
+          Effect.exit,
+          Effect.disconnect,
+          Effect.flatMap((exit) => exit),
+          Effect.timeoutFail({ duration, onTimeout: timeout })
+        )
     )
+  }
 
   // When a store is down every call fails the same way: one warning per operation, kind of failure and window says
   // so, the rest are logged at debug level and counted, and the next warning tells how many there were. The kind is
@@ -112,6 +124,38 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
 }
 
 const warningWindowMs = 5000
+
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+
+/**
+ * The exit of `fiber`, or `onTimeout()` once `ms` have passed (then the fiber is interrupted without waiting for
+ * it). A caller interrupted meanwhile interrupts the fiber too.
+ */
+const awaitWithTimer = <A, E>(
+  fiber: Fiber.RuntimeFiber<Exit.Exit<A, E>>,
+  ms: number,
+  onTimeout: () => E
+): Effect.Effect<A, E> =>
+  Effect.async<A, E>((resume) => {
+    let settled = false
+    const timer = setTimeout(() => {
+      if (settled) return
+      settled = true
+      fiber.unsafeInterruptAsFork(FiberId.none)
+      resume(Effect.fail(onTimeout()))
+    }, ms)
+    fiber.addObserver((exit) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resume(Exit.isSuccess(exit) ? exit.value : Exit.failCause(exit.cause) as Exit.Exit<A, E>)
+    })
+    return Effect.sync(() => {
+      settled = true
+      clearTimeout(timer)
+      fiber.unsafeInterruptAsFork(FiberId.none)
+    })
+  })
 
 /** The kind of a failure, for the warning windows: the error's tag and reason, or "defect". */
 const kindOf = (cause: Cause.Cause<unknown>): string => {

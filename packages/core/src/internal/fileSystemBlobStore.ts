@@ -21,6 +21,7 @@ import * as fsPromises from "node:fs/promises"
 import * as path from "node:path"
 import type { BlobInfo, BlobStore, DeleteResult, FileSystemOptions } from "../BlobStore.js"
 import { BlobStoreError } from "../CacheError.js"
+import * as CacheTracing from "../CacheTracing.js"
 import { invalidObjectKey, objectKeyProblem, validateObjectKey, validatePrefix } from "./objectKey.js"
 
 /**
@@ -230,7 +231,7 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
         )
       )
     }).pipe(
-      Effect.withSpan("BlobStore.put", {
+      CacheTracing.withInnerSpan("BlobStore.put", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_key": key, "s3cache.object_size": bytes.byteLength }
       })
@@ -246,7 +247,7 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
           Effect.mapError(toBlobStoreError("get", key, `cannot read ${toPath(key)}`))
         )
       ),
-      Effect.withSpan("BlobStore.get", {
+      CacheTracing.withInnerSpan("BlobStore.get", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_key": key }
       })
@@ -277,7 +278,7 @@ export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
         })
         return { deleted, failed }
       }),
-      Effect.withSpan("BlobStore.delete", {
+      CacheTracing.withInnerSpan("BlobStore.delete", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_count": keys.length }
       })

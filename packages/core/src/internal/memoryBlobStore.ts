@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { BlobInfo, BlobStore, DeleteResult } from "../BlobStore.js"
 import type { BlobStoreError } from "../CacheError.js"
+import * as CacheTracing from "../CacheTracing.js"
 import { invalidObjectKey, objectKeyProblem, validateObjectKey, validatePrefix } from "./objectKey.js"
 
 interface Entry {
@@ -32,7 +33,7 @@ export const make: Effect.Effect<BlobStore["Type"]> = Effect.sync(() => {
       Effect.map((lastModified) => {
         entries.set(key, { bytes: bytes.slice(), lastModified })
       }),
-      Effect.withSpan("BlobStore.put", {
+      CacheTracing.withInnerSpan("BlobStore.put", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_key": key, "s3cache.object_size": bytes.byteLength }
       })
@@ -41,7 +42,7 @@ export const make: Effect.Effect<BlobStore["Type"]> = Effect.sync(() => {
   const get = (key: string): Effect.Effect<Option.Option<Uint8Array>, BlobStoreError> =>
     validateObjectKey("get", key).pipe(
       Effect.map(() => Option.map(Option.fromNullable(entries.get(key)), (entry) => entry.bytes.slice())),
-      Effect.withSpan("BlobStore.get", {
+      CacheTracing.withInnerSpan("BlobStore.get", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_key": key }
       })
@@ -62,7 +63,7 @@ export const make: Effect.Effect<BlobStore["Type"]> = Effect.sync(() => {
       }
       return { deleted, failed }
     }).pipe(
-      Effect.withSpan("BlobStore.delete", {
+      CacheTracing.withInnerSpan("BlobStore.delete", {
         kind: "client",
         attributes: { ...spanAttributes, "s3cache.object_count": keys.length }
       })

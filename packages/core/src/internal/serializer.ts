@@ -15,6 +15,7 @@
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import { SerializationError } from "../CacheError.js"
+import * as CacheTracing from "../CacheTracing.js"
 import type {
   Compression,
   DecodeOptions,
@@ -68,12 +69,12 @@ export const make = (options: Options): Service => {
       Effect.tap((snapshot) =>
         Effect.annotateCurrentSpan({ "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength })
       ),
-      Effect.withSpan("Serializer.snapshot", { attributes: { "s3cache.format_requested": options.format } })
+      CacheTracing.withInnerSpan("Serializer.snapshot", { attributes: { "s3cache.format_requested": options.format } })
     )
 
   const seal = (snapshot: Snapshot, compression: Compression): Effect.Effect<Encoded, SerializationError> =>
     sealSnapshot(snapshot, compression).pipe(
-      Effect.withSpan("Serializer.seal", { attributes: { "s3cache.compression": compression } })
+      CacheTracing.withInnerSpan("Serializer.seal", { attributes: { "s3cache.compression": compression } })
     )
 
   // Not `snapshot` then `seal`: run back to back, the steps are one span, as before the split, rather than three.
@@ -90,7 +91,7 @@ export const make = (options: Options): Service => {
       }
       return yield* sealSnapshot(yield* formats.encode(value, options), compression)
     }).pipe(
-      Effect.withSpan("Serializer.encode", {
+      CacheTracing.withInnerSpan("Serializer.encode", {
         attributes: { "s3cache.format_requested": options.format, "s3cache.compression": options.compression }
       })
     )
@@ -137,7 +138,7 @@ export const make = (options: Options): Service => {
   const unseal = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<Snapshot, SerializationError> =>
     unsealWith(bytes, options, false).pipe(
       Effect.map(([snapshot]) => snapshot),
-      Effect.withSpan("Serializer.unseal", { attributes: readAttributes(bytes, options) })
+      CacheTracing.withInnerSpan("Serializer.unseal", { attributes: readAttributes(bytes, options) })
     )
 
   const restore = (
@@ -151,7 +152,7 @@ export const make = (options: Options): Service => {
       const decoder = decoderFor(snapshot.format, options.schema, options.reuse !== true)
       return decoder instanceof SerializationError ? Effect.fail(decoder) : decoder(snapshot.bytes)
     }).pipe(
-      Effect.withSpan("Serializer.restore", {
+      CacheTracing.withInnerSpan("Serializer.restore", {
         attributes: { "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength }
       })
     )
@@ -160,7 +161,7 @@ export const make = (options: Options): Service => {
   const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
     unsealWith(bytes, options, false).pipe(
       Effect.flatMap(([snapshot, decoder]) => decoder(snapshot.bytes)),
-      Effect.withSpan("Serializer.decode", { attributes: readAttributes(bytes, options) })
+      CacheTracing.withInnerSpan("Serializer.decode", { attributes: readAttributes(bytes, options) })
     )
 
   return { codecs, snapshot, seal, encode, unseal, restore, decode }

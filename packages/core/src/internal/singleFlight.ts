@@ -1,18 +1,22 @@
 /**
  * In-process single flight: concurrent callers of one key share one computation.
  *
- * The computation runs in its own fiber, forked into the cache's scope with the first caller's context, so that
- * the first caller leaving (interrupted, timed out) does not cancel the work others wait for. It is interrupted
- * only when every waiter is gone, and when the cache's scope closes.
+ * A computation has two phases. The first (the lookup, and on a hit the read) runs in the fiber of the caller that
+ * started it: a hit costs no fiber of its own. If that caller leaves during the first phase, the phase stops, and
+ * callers that joined start again (one of them leads): the first phase is the cache's own work, safe to redo. The
+ * second phase (the user's effect and what follows) runs in a fiber of its own, forked into the cache's scope with the
+ * first caller's context, so that the first caller leaving (interrupted, timed out) does not cancel the work others
+ * wait for. It is interrupted only when every waiter is gone, and when the cache's scope closes.
  *
- * The callers wait on a deferred that the computation's fiber completes through an observer of its exit, not through
- * a finalizer inside the computation: a fiber interrupted before its first step (forked into a scope that is
- * closing) never runs its finalizers, and its callers, and every later caller of the key, would wait forever.
+ * The callers wait on a deferred that the second phase's fiber completes through an observer of its exit, not through
+ * a finalizer inside it: a fiber interrupted before its first step (forked into a scope that is closing) never runs
+ * its finalizers, and its callers, and every later caller of the key, would wait forever.
  *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import { FiberId } from "./effect3.js"
@@ -23,6 +27,7 @@ interface InFlight {
   waiters: number
   /** some caller joined: the computation's value is shared */
   joined: boolean
+  /** the second phase, once forked */
   fiber: Fiber.RuntimeFiber<any, any> | undefined
 }
 
@@ -37,16 +42,25 @@ export interface Joined<A> {
   readonly joined: boolean
 }
 
+/**
+ * What the first phase found: the value (`Done`), or the second phase that computes it (`Continue`).
+ *
+ * @internal
+ */
+export type Phase<A, E, R> =
+  | { readonly _tag: "Done"; readonly value: A }
+  | { readonly _tag: "Continue"; readonly effect: Effect.Effect<A, E, R> }
+
 /** @internal */
 export interface SingleFlight {
   /**
-   * Run `make(shared)` under `key`, or join the run already in flight; `onJoin` runs for callers that join.
+   * Run `start(shared)` under `key`, or join the computation already in flight; `onJoin` runs for callers that join.
    * `shared()` tells the computation whether some caller joined it so far.
    */
   readonly run: <A, E, R>(
     key: string,
     namespace: string,
-    make: (shared: () => boolean) => Effect.Effect<A, E, R>,
+    start: (shared: () => boolean) => Effect.Effect<Phase<A, E, R>, never, R>,
     onJoin: Effect.Effect<void>
   ) => Effect.Effect<Joined<A>, E, R>
   /**
@@ -57,6 +71,9 @@ export interface SingleFlight {
   /** keys in flight, for tests and stats */
   readonly size: () => number
 }
+
+/** What joiners get when the caller that led the first phase left before it ended: start again. */
+const restart: unique symbol = Symbol("@s3cache/core/singleFlight/restart")
 
 /** @internal */
 export const make = (scope: Scope.Scope): SingleFlight => {
@@ -74,56 +91,79 @@ export const make = (scope: Scope.Scope): SingleFlight => {
       return Fiber.interrupt(entry.fiber)
     })
 
-  const join = <A, E>(
-    key: string,
-    entry: InFlight,
-    joined: boolean,
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ): Effect.Effect<Joined<A>, E> =>
-    restore(Deferred.await(entry.deferred as Deferred.Deferred<A, E>)).pipe(
-      Effect.map((value) => ({ value, joined })),
-      Effect.onInterrupt(() => leave(key, entry))
-    )
-
   const run: SingleFlight["run"] = <A, E, R>(
     key: string,
     namespace: string,
-    make: (shared: () => boolean) => Effect.Effect<A, E, R>,
+    start: (shared: () => boolean) => Effect.Effect<Phase<A, E, R>, never, R>,
     onJoin: Effect.Effect<void>
-  ) =>
-    // uninterruptible between registering the entry and forking its fiber: a caller interrupted in between would
-    // otherwise leave an entry that nobody completes
-    Effect.uninterruptibleMask((restore) =>
+  ): Effect.Effect<Joined<A>, E, R> => {
+    const join = (
+      entry: InFlight,
+      restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+    ): Effect.Effect<Joined<A>, E, R> =>
+      restore(Deferred.await(entry.deferred as Deferred.Deferred<A | typeof restart, E>)).pipe(
+        Effect.onInterrupt(() => leave(key, entry)),
+        Effect.flatMap((value) =>
+          value === restart ? run(key, namespace, start, Effect.void) : Effect.succeed({ value, joined: true })
+        )
+      )
+
+    // uninterruptible but for the first phase and the waits: a caller interrupted elsewhere would leave an entry
+    // that nobody completes
+    return Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
         const existing = inFlight.get(key)
         if (existing !== undefined) {
           existing.waiters++
           existing.joined = true
-          return Effect.zipRight(onJoin, join<A, E>(key, existing, true, restore))
+          return Effect.zipRight(onJoin, join(existing, restore))
         }
         const entry: InFlight = {
-          deferred: Deferred.unsafeMake<A, E>(FiberId.none),
+          deferred: Deferred.unsafeMake<A | typeof restart, E>(FiberId.none),
           namespace,
           waiters: 1,
           joined: false,
           fiber: undefined
         }
         inFlight.set(key, entry)
-        // forked from inside `uninterruptibleMask`, the fiber would inherit uninterruptibility
-        return Effect.forkIn(Effect.interruptible(make(() => entry.joined)), scope).pipe(
-          Effect.flatMap((fiber) => {
-            entry.fiber = fiber
-            // called at once if the fiber is already done; forgetting the key first means a caller arriving now
-            // starts afresh instead of reading an outcome that is already over
-            fiber.addObserver((exit) => {
-              forget(key, entry)
-              Deferred.unsafeDone(entry.deferred as Deferred.Deferred<A, E>, exit)
+        const deferred = entry.deferred as Deferred.Deferred<A | typeof restart, E>
+        return restore(start(() => entry.joined)).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              // the first phase stopped (its caller left): whoever joined starts again
+              if (Exit.isFailure(exit)) {
+                forget(key, entry)
+                Deferred.unsafeDone(deferred, Exit.succeed(restart))
+              }
             })
-            return join<A, E>(key, entry, false, restore)
+          ),
+          Effect.flatMap((phase): Effect.Effect<Joined<A>, E, R> => {
+            if (phase._tag === "Done") {
+              // forgotten first, so a caller arriving now starts afresh instead of reading an outcome that is over
+              forget(key, entry)
+              Deferred.unsafeDone(deferred, Exit.succeed(phase.value))
+              return Effect.succeed({ value: phase.value, joined: false })
+            }
+            // forked from inside `uninterruptibleMask`, the fiber would inherit uninterruptibility
+            return Effect.forkIn(Effect.interruptible(phase.effect), scope).pipe(
+              Effect.flatMap((fiber) => {
+                entry.fiber = fiber
+                // called at once if the fiber is already done
+                fiber.addObserver((exit) => {
+                  forget(key, entry)
+                  Deferred.unsafeDone(deferred, exit)
+                })
+                return restore(Deferred.await(deferred)).pipe(
+                  Effect.onInterrupt(() => leave(key, entry)),
+                  Effect.map((value) => ({ value: value as A, joined: false }))
+                )
+              })
+            )
           })
         )
       })
     )
+  }
 
   const detach: SingleFlight["detach"] = (namespace, key) => {
     for (const [k, entry] of inFlight) {

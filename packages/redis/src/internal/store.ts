@@ -6,6 +6,7 @@
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
+import * as CacheTracing from "@s3cache/core/CacheTracing"
 import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -412,7 +413,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
 
 const withSpan =
   (operation: string, server: string, namespace: string | undefined) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.withSpan(self, `MetadataStore.${operation}`, {
+    CacheTracing.withInnerSpan(`MetadataStore.${operation}`, {
       kind: "client",
       attributes: {
         "db.system": "redis",
@@ -420,4 +421,4 @@ const withSpan =
         "server.address": server,
         ...(namespace !== undefined ? { "s3cache.namespace": namespace } : {})
       }
-    })
+    })(self)
