@@ -212,7 +212,8 @@ describe("Cache.cached", () => {
   it.scoped("bytes, json and v8 formats, each compression", () =>
     Effect.gen(function*() {
       for (const compression of ["zstd", "gzip", "none"] as const) {
-        const { cache } = yield* makeHarness({ cache: { compression } })
+        // these values are small: with the default threshold they would be stored uncompressed whatever `compression`
+        const { cache, metadata } = yield* makeHarness({ cache: { compression, compressionThreshold: 0 } })
         const bytes = new Uint8Array([1, 2, 3, 250])
         const map = new Map<string, unknown>([["a", new Set([1n, 2n])], ["d", new Date(0)]])
         const values = [
@@ -227,7 +228,36 @@ describe("Cache.cached", () => {
           assert.deepStrictEqual(warm, value)
         }
         assert.strictEqual((yield* cache.stats).hits, 3)
+        const records = yield* metadata.getMany(
+          "default",
+          yield* Effect.forEach(values, ({ key }) => cache.hashKey(key))
+        )
+        assert.deepStrictEqual(records.map((record) => Option.getOrThrow(record).compression), [
+          compression,
+          compression,
+          compression
+        ])
       }
+    }))
+
+  it.scoped("payloads below compressionThreshold are stored uncompressed, larger ones compressed", () =>
+    Effect.gen(function*() {
+      const { cache, metadata } = yield* makeHarness({ cache: { compressionThreshold: 1000 } })
+      const small = "s".repeat(900)
+      const large = "l".repeat(1100)
+      yield* cache.cached(Effect.succeed(small), { key: "small", format: "json" })
+      yield* cache.cached(Effect.succeed(large), { key: "large", format: "json" })
+      yield* cache.flush
+      const records =
+        (yield* metadata.getMany("default", [yield* cache.hashKey("small"), yield* cache.hashKey("large")]))
+          .map(Option.getOrThrow)
+      assert.deepStrictEqual(records.map((record) => [record.compression, record.rawSize]), [["none", 902], [
+        "zstd",
+        1102
+      ]])
+      assert.isBelow(records[1]!.storedSize, 100)
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), { key: "small", format: "json" }), small)
+      assert.strictEqual(yield* cache.cached(Effect.die("must hit"), { key: "large", format: "json" }), large)
     }))
 })
 

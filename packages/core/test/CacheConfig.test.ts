@@ -16,6 +16,7 @@ describe("CacheConfig", () => {
       assert.strictEqual(Duration.toSeconds(resolved.stampedeLockTtl), 30)
       assert.strictEqual(resolved.serializationFormat, "auto")
       assert.strictEqual(resolved.compression, "zstd")
+      assert.strictEqual(resolved.compressionThreshold, 4096)
       assert.strictEqual(resolved.namespace, "default")
     }))
 
@@ -27,6 +28,7 @@ describe("CacheConfig", () => {
           S3CACHE_STAMPEDE_LOCK_TTL: "5 seconds",
           S3CACHE_MAX_CACHE_ENTRIES: "50",
           S3CACHE_COMPRESSION: "gzip",
+          S3CACHE_COMPRESSION_THRESHOLD: "0",
           S3CACHE_NAMESPACE: "reports"
         })
       )
@@ -35,6 +37,7 @@ describe("CacheConfig", () => {
       assert.strictEqual(Duration.toMillis(resolved.stampedeLockTtl), 5_000)
       assert.strictEqual(resolved.maxCacheEntries, 50)
       assert.strictEqual(resolved.compression, "gzip")
+      assert.strictEqual(resolved.compressionThreshold, 0)
       assert.strictEqual(resolved.namespace, "reports")
       assert.strictEqual(resolved.blobTimeout, CacheConfig.defaults.blobTimeout)
     }))
@@ -58,6 +61,10 @@ describe("CacheConfig", () => {
       const error = yield* Effect.flip(CacheConfig.resolve({ stampedeLockTtl: Duration.infinity }))
       assert.strictEqual(error.reason, "InvalidOption")
       assert.include(error.message, "stampedeLockTtl")
+      for (const compressionThreshold of [-1, 1.5, Number.NaN]) {
+        const threshold = yield* Effect.flip(CacheConfig.resolve({ compressionThreshold }))
+        assert.include(threshold.message, "compressionThreshold must be an integer of 0 or more")
+      }
       const ttl = yield* Effect.flip(CacheConfig.resolve({ defaultTtl: "-1 seconds" as any }))
       assert.strictEqual(ttl.reason, "InvalidTtl")
     }))

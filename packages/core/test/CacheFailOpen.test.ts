@@ -205,7 +205,7 @@ describe("fail-open: the blob store", () => {
   it.scoped("corrupted bytes are a miss, never a wrong value", () =>
     Effect.gen(function*() {
       for (const compression of ["zstd", "none"] as const) {
-        const { blobs, cache, metadata } = yield* makeHarness({ cache: { compression } })
+        const { blobs, cache, metadata } = yield* makeHarness({ cache: { compression, compressionThreshold: 0 } })
         const query = counted({ balance: 100 })
         yield* cache.cached(query.effect, { key: "k" })
         yield* cache.flush

@@ -113,7 +113,11 @@ export const make = (
 
     const write = (plan: Plan, snapshot: Snapshot, lease: Lease): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const sealed = yield* serializer.seal(snapshot, config.compression)
+        // small payloads are stored as they are: decompressing them would cost more than reading their bytes
+        const sealed = yield* serializer.seal(
+          snapshot,
+          snapshot.bytes.byteLength < config.compressionThreshold ? "none" : config.compression
+        )
         const objectKey = CacheKey.objectKey(yield* storeId, plan.namespace, plan.hash, randomId())
         yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, sealed.bytes), sealed.bytes.length)
         const record: EntryRecord = {
