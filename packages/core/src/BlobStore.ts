@@ -55,6 +55,13 @@ export interface DeleteResult {
  * @category tags
  */
 export class BlobStore extends Context.Tag("@s3cache/core/BlobStore")<BlobStore, {
+  /**
+   * True when every call settles by the `StoreDeadline` in its context, succeeding or failing with a `Timeout` error
+   * (see `StoreDeadline`): the cache then runs the call in the caller's fiber. Otherwise (or absent) the cache runs
+   * each call in a fiber of its own and stops waiting at the deadline.
+   */
+  readonly honoursDeadline?: boolean | undefined
+
   /** Store bytes under a key, replacing any object there. Atomic: a reader sees the old object, or all of the new. */
   readonly put: (key: string, bytes: Uint8Array) => Effect.Effect<void, BlobStoreError>
 

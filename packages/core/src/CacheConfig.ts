@@ -43,6 +43,12 @@ export interface Options {
    * which costs ~40 µs even for 256 bytes, more than a small hit itself. 0 compresses everything. Default 4096.
    */
   readonly compressionThreshold?: number | undefined
+  /**
+   * Payloads of at most this many bytes (as stored: after compression) live in the metadata record itself, so a hit
+   * is one round trip to the metadata store and no call to the blob store; larger ones go to the blob store. 0 sends
+   * every payload to the blob store. Default 16384.
+   */
+  readonly inlineThreshold?: number | undefined
   /** deadline of each metadata store call; default 1 s */
   readonly metadataTimeout?: Duration.DurationInput | undefined
   /** deadline of each blob store call, plus the time a payload takes at `blobMinThroughput`; default 30 s */
@@ -78,6 +84,7 @@ export interface Resolved {
   readonly serializationFormat: Format
   readonly compression: Compression
   readonly compressionThreshold: number
+  readonly inlineThreshold: number
   readonly metadataTimeout: Duration.Duration
   readonly blobTimeout: Duration.Duration
   readonly blobMinThroughput: number
@@ -101,6 +108,7 @@ export const defaults: Resolved = {
   serializationFormat: "auto",
   compression: "zstd",
   compressionThreshold: 4096,
+  inlineThreshold: 16384,
   metadataTimeout: Duration.seconds(1),
   blobTimeout: Duration.seconds(30),
   blobMinThroughput: 1024 * 1024,
@@ -229,6 +237,11 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
         "compressionThreshold",
         method
       ),
+      inlineThreshold: yield* nonNegativeInteger(
+        options.inlineThreshold ?? defaults.inlineThreshold,
+        "inlineThreshold",
+        method
+      ),
       metadataTimeout: yield* duration("metadataTimeout"),
       blobTimeout: yield* duration("blobTimeout"),
       blobMinThroughput: yield* integer("blobMinThroughput"),
@@ -279,7 +292,7 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
  * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
  * `S3CACHE_NAME`, `S3CACHE_NAMESPACE`, `S3CACHE_DEFAULT_TTL`, `S3CACHE_MAX_CACHE_ENTRIES`,
  * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_STAMPEDE_LOCK_LEASE`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`,
- * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_METADATA_TIMEOUT`,
+ * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_INLINE_THRESHOLD`, `S3CACHE_METADATA_TIMEOUT`,
  * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
  * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
  *
@@ -297,6 +310,7 @@ export const config: Config.Config<Options> = Config.nested(
     serializationFormat: Config.option(Config.string("SERIALIZATION_FORMAT")),
     compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
     compressionThreshold: Config.option(Config.integer("COMPRESSION_THRESHOLD")),
+    inlineThreshold: Config.option(Config.integer("INLINE_THRESHOLD")),
     metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),
     blobTimeout: Config.option(duration("BLOB_TIMEOUT")),
     blobMinThroughput: Config.option(Config.integer("BLOB_MIN_THROUGHPUT")),

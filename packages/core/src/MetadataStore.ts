@@ -17,6 +17,9 @@
  * after its records are removed or expired, until `clearNamespace` is done; a commit happens only under the lock's
  * token.
  *
+ * Object keys returned by `commit` (`obsolete`), `remove` and `clearNamespace` stand one for each record concerned; a
+ * record whose payload was inline stands as `""`, which names no object (the caller deletes the others).
+ *
  * @since 0.1.0
  */
 import "./internal/effectVersion.js"
@@ -38,7 +41,7 @@ export const EntryRecord = Schema.Struct({
   /** sha256 of the normalized key, hex */
   hash: Schema.String,
   namespace: Schema.String,
-  /** the payload's key in the `BlobStore`; unique per write */
+  /** the payload's key in the `BlobStore`, unique per write; `""` when the payload is inline (`payload`) */
   objectKey: Schema.String,
   /** the codec that wrote the payload (`v8`, `json`, `bytes`, `schema-json`, `arrow`, …) */
   format: Schema.String,
@@ -54,7 +57,12 @@ export const EntryRecord = Schema.Struct({
   ttlMs: Schema.Number,
   codecVersion: Schema.Number,
   /** the first characters of the normalized key, for humans */
-  keyPreview: Schema.String
+  keyPreview: Schema.String,
+  /**
+   * The stored bytes themselves, for a small payload kept in the record (then `objectKey` is `""`): a hit is one
+   * round trip to the metadata store and no call to the blob store.
+   */
+  payload: Schema.optional(Schema.Uint8ArrayFromSelf)
 })
 
 /**
@@ -145,6 +153,13 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
    * that loses its data (a Redis `FLUSHALL`) gets a new id.
    */
   readonly id: Effect.Effect<string, MetadataStoreError>
+
+  /**
+   * True when every call settles by the `StoreDeadline` in its context, succeeding or failing with a `Timeout` error
+   * (see `StoreDeadline`): the cache then runs the call in the caller's fiber. Otherwise (or absent) the cache runs
+   * each call in a fiber of its own and stops waiting at the deadline.
+   */
+  readonly honoursDeadline?: boolean | undefined
 
   /**
    * One round trip: read the live record of `hash`; if present, set its LRU score to now and return `Hit`;

@@ -49,3 +49,8 @@ export * as Serializer from "./Serializer.js"
  * @since 0.2.0
  */
 export * as CacheTracing from "./CacheTracing.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as StoreDeadline from "./StoreDeadline.js"

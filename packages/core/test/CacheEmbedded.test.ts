@@ -38,7 +38,8 @@ describe("Cache.layerEmbedded", () => {
         return { cold, warm, stats: yield* Cache.stats, files: namespaceFiles(dir, "reports") }
       })
       const { cold, files, stats, warm } = yield* program.pipe(
-        Effect.provide(Cache.layerEmbedded({ localPath: dir, name: uniqueName() }))
+        // payloads to the folder, not inline in the in-memory records
+        Effect.provide(Cache.layerEmbedded({ localPath: dir, name: uniqueName(), inlineThreshold: 0 }))
       )
       assert.strictEqual(runs, 1)
       assert.deepStrictEqual(warm, cold)
@@ -53,8 +54,9 @@ describe("Cache.layerEmbedded", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const scopeA = yield* Scope.make()
-      const a = yield* Layer.buildWithScope(Cache.layerEmbedded({ localPath: dir, name: uniqueName() }), scopeA)
-      const b = yield* Layer.build(Cache.layerEmbedded({ localPath: dir, name: uniqueName() }))
+      const options = { localPath: dir, inlineThreshold: 0 }
+      const a = yield* Layer.buildWithScope(Cache.layerEmbedded({ ...options, name: uniqueName() }), scopeA)
+      const b = yield* Layer.build(Cache.layerEmbedded({ ...options, name: uniqueName() }))
       const cacheA = Context.get(a, Cache.Cache)
       const cacheB = Context.get(b, Cache.Cache)
       yield* cacheA.cached(Effect.succeed("a"), { key: "k", ttl: "1 day" })
@@ -87,7 +89,8 @@ describe("Cache.layerEmbedded", () => {
         ["S3CACHE_LOCAL_PATH", dir],
         ["S3CACHE_NAMESPACE", "fromenv"],
         ["S3CACHE_NAME", uniqueName()],
-        ["S3CACHE_COMPRESSION", "gzip"]
+        ["S3CACHE_COMPRESSION", "gzip"],
+        ["S3CACHE_INLINE_THRESHOLD", "0"]
       ])
       const layer = Cache.layerEmbeddedConfig().pipe(
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" })))
@@ -99,6 +102,7 @@ describe("Cache.layerEmbedded", () => {
       }).pipe(Effect.provide(layer))
       assert.strictEqual(config.namespace, "fromenv")
       assert.strictEqual(config.compression, "gzip")
+      assert.strictEqual(config.inlineThreshold, 0)
       assert.strictEqual(files.length, 1)
     }))
 })

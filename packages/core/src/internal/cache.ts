@@ -54,7 +54,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   const serializer = yield* Serializer
   const scope = yield* Effect.scope
   const metrics = CacheMetrics.instruments(config.name)
-  const guard = fence.make(config, metrics)
+  const guard = fence.make(config, metrics, { metadata, blobs })
   const { report, withMetadataDeadline } = guard
 
   // Closing runs these finalizers in the reverse order of their registration:

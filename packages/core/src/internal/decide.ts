@@ -58,33 +58,45 @@ export const make = (
 
   // -- read ---------------------------------------------------------------------------------------------------------
 
-  /** A record proves it belongs to the entry asked for: its hash, and the hash its object key carries. */
+  /**
+   * A record proves it belongs to the entry asked for: its hash, and the hash its object key carries (an inline
+   * payload has no object key: its record's hash is the proof).
+   */
   const belongs = (plan: Plan, record: EntryRecord): boolean => {
+    if (record.hash !== plan.hash || record.namespace !== plan.namespace) return false
+    if (record.payload !== undefined) return record.objectKey === ""
     const parsed = CacheKey.parseObjectKey(record.objectKey)
-    return record.hash === plan.hash && record.namespace === plan.namespace && parsed !== undefined &&
-      parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
+    return parsed !== undefined && parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
   }
 
+  /** The stored bytes: inline in the record, or the object's. */
+  const storedBytes = (record: EntryRecord): Effect.Effect<Uint8Array, BlobStoreError> =>
+    record.payload !== undefined
+      ? Effect.succeed(record.payload)
+      : fence.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
+        Effect.flatMap((bytes) =>
+          Option.isNone(bytes)
+            ? new BlobStoreError({
+              reason: "Protocol",
+              method: "get",
+              key: record.objectKey,
+              description: "the entry's object does not exist (deleted, or lost)"
+            })
+            : Effect.as(Metric.incrementBy(metrics.bytesRead, bytes.value.length), bytes.value)
+        )
+      )
+
   const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
-    fence.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
-      Effect.flatMap((bytes): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
-        Option.isNone(bytes)
-          ? new BlobStoreError({
-            reason: "Protocol",
-            method: "get",
-            key: record.objectKey,
-            description: "the entry's object does not exist (deleted, or lost)"
-          })
-          : Metric.incrementBy(metrics.bytesRead, bytes.value.length).pipe(
-            Effect.zipRight(serializer.unseal(bytes.value, { ...record, schema: plan.schema })),
-            Effect.flatMap((snapshot) =>
-              Effect.map(
-                // no copy: the first caller owns the decompressed bytes; joiners restore from a copy (`compute`)
-                serializer.restore(snapshot, { schema: plan.schema, reuse: true }),
-                (value): Decision => ({ _tag: "Hit", value, snapshot })
-              )
-            )
-          )
+    storedBytes(record).pipe(
+      Effect.flatMap((bytes) => serializer.unseal(bytes, { ...record, schema: plan.schema })),
+      Effect.flatMap((snapshot) =>
+        Effect.map(
+          // An object's bytes are this call's own: the first caller may own the decompressed bytes, no copy (joiners
+          // restore from a copy, `cache.ts`). An inline payload may be the store's own memory (the memory store
+          // hands out the record it keeps): the value gets a copy.
+          serializer.restore(snapshot, { schema: plan.schema, reuse: record.payload === undefined }),
+          (value): Decision => ({ _tag: "Hit", value, snapshot })
+        )
       )
     )
 

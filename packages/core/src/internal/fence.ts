@@ -13,9 +13,12 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import type { BlobStore } from "../BlobStore.js"
 import type * as CacheConfig from "../CacheConfig.js"
 import { BlobStoreError, MetadataStoreError } from "../CacheError.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
+import type { MetadataStore } from "../MetadataStore.js"
+import { StoreDeadline } from "../StoreDeadline.js"
 import { DefaultServices, FiberId } from "./effect3.js"
 
 /** @internal */
@@ -43,32 +46,42 @@ export interface Fence {
 }
 
 /** @internal */
-export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instruments): Fence => {
+export const make = (
+  config: CacheConfig.Resolved,
+  metrics: CacheMetrics.Instruments,
+  stores: { readonly metadata: MetadataStore["Type"]; readonly blobs: BlobStore["Type"] }
+): Fence => {
   // Deadlines are enforced here, whatever the store does: a store call that ignores interruption must not hold the
-  // caller past its deadline. On the live clock that costs one fiber (the store call) and one timer: the caller waits
-  // for whichever comes first and leaves the call to finish, interrupted, in the background. Under another clock
-  // (TestClock) the timer must be the clock's, so the deadline is built from Effect's own combinators.
+  // caller past its deadline. A store that honours the deadline (`StoreDeadline`) gets it and runs in the caller's
+  // fiber. Any other costs one fiber (the store call) and one timer on the live clock: the caller waits for whichever
+  // comes first and leaves the call to finish, interrupted, in the background. Under another clock (TestClock) the
+  // timer must be the clock's, so the deadline is built from Effect's own combinators.
   const withDeadline = <A, E>(
     effect: Effect.Effect<A, E>,
+    honours: boolean | undefined,
     duration: Duration.Duration,
     option: string,
     onTimeout: (description: string) => E
   ): Effect.Effect<A, E> => {
     const timeout = () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
-    return Effect.clockWith((clock) =>
-      clock === liveClock
-        ? Effect.flatMap(
-          // the forked call ends with an Exit rather than a failure, which Effect would log as unhandled
-          Effect.fork(Effect.interruptible(Effect.exit(effect))),
-          (fiber) => awaitWithTimer(fiber, Duration.toMillis(duration), timeout)
-        )
-        : effect.pipe(
+    return Effect.clockWith((clock) => {
+      if (clock !== liveClock) {
+        return effect.pipe(
           Effect.exit,
           Effect.disconnect,
           Effect.flatMap((exit) => exit),
           Effect.timeoutFail({ duration, onTimeout: timeout })
         )
-    )
+      }
+      const ms = Duration.toMillis(duration)
+      return honours === true
+        ? Effect.provideService(effect, StoreDeadline, Date.now() + ms)
+        : Effect.flatMap(
+          // the forked call ends with an Exit rather than a failure, which Effect would log as unhandled
+          Effect.fork(Effect.interruptible(Effect.exit(effect))),
+          (fiber) => awaitWithTimer(fiber, ms, timeout)
+        )
+    })
   }
 
   // When a store is down every call fails the same way: one warning per operation, kind of failure and window says
@@ -103,6 +116,7 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
     withMetadataDeadline: (method, effect) =>
       withDeadline(
         effect,
+        stores.metadata.honoursDeadline,
         config.metadataTimeout,
         "metadataTimeout",
         (description) => new MetadataStoreError({ reason: "Timeout", method, description })
@@ -110,6 +124,7 @@ export const make = (config: CacheConfig.Resolved, metrics: CacheMetrics.Instrum
     withBlobDeadline: (method, key, effect, bytes = 0) =>
       withDeadline(
         effect,
+        stores.blobs.honoursDeadline,
         Duration.sum(config.blobTimeout, Duration.seconds(bytes / config.blobMinThroughput)),
         bytes === 0 ? "blobTimeout" : "blobTimeout and blobMinThroughput",
         (description) => new BlobStoreError({ reason: "Timeout", method, key, description })

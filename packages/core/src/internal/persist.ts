@@ -72,8 +72,10 @@ export const make = (
     const permits = yield* Effect.makeSemaphore(config.writeConcurrency)
     let pending = 0
 
-    const deleteObjects: Persist["deleteObjects"] = (operation, keys) =>
-      keys.length === 0 ? Effect.void : fenced(
+    // `""` stands for a record whose payload was inline: there is no object to delete
+    const deleteObjects: Persist["deleteObjects"] = (operation, all) => {
+      const keys = all.filter((key) => key !== "")
+      return keys.length === 0 ? Effect.void : fenced(
         operation,
         "the objects stay as orphans until cleanupOrphanedObjects",
         withBlobDeadline("delete", undefined, blobs.delete(keys)).pipe(
@@ -85,12 +87,14 @@ export const make = (
         ),
         () => undefined
       )
+    }
 
     // Obsolete objects wait in one bucket per second of due time: one sleeping fiber per second, not one per commit.
     const graceMs = Duration.toMillis(config.blobTimeout)
     const buckets = new Map<number, Array<string>>()
-    const deleteLater = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
-      keys.length === 0 ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const deleteLater = (all: ReadonlyArray<string>): Effect.Effect<void> => {
+      const keys = all.filter((key) => key !== "")
+      return keys.length === 0 ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const due = Math.ceil((now + graceMs) / 1000) * 1000
         const bucket = buckets.get(due)
         if (bucket !== undefined) {
@@ -110,6 +114,7 @@ export const make = (
           )
         ))
       })
+    }
 
     const write = (plan: Plan, snapshot: Snapshot, lease: Lease): Effect.Effect<void> =>
       Effect.gen(function*() {
@@ -118,8 +123,12 @@ export const make = (
           snapshot,
           snapshot.bytes.byteLength < config.compressionThreshold ? "none" : config.compression
         )
-        const objectKey = CacheKey.objectKey(yield* storeId, plan.namespace, plan.hash, randomId())
-        yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, sealed.bytes), sealed.bytes.length)
+        // a small payload goes in the record itself: one round trip to read, no object to write, delete or clean up
+        const inline = sealed.bytes.length <= config.inlineThreshold
+        const objectKey = inline ? "" : CacheKey.objectKey(yield* storeId, plan.namespace, plan.hash, randomId())
+        if (!inline) {
+          yield* withBlobDeadline("put", objectKey, blobs.put(objectKey, sealed.bytes), sealed.bytes.length)
+        }
         const record: EntryRecord = {
           hash: plan.hash,
           namespace: plan.namespace,
@@ -132,7 +141,8 @@ export const make = (
           createdAt: yield* Clock.currentTimeMillis,
           ttlMs: Duration.toMillis(plan.ttl),
           codecVersion: sealed.codecVersion,
-          keyPreview: plan.preview
+          keyPreview: plan.preview,
+          ...(inline ? { payload: sealed.bytes } : {})
         }
         const result = yield* withMetadataDeadline(
           "commit",

@@ -238,6 +238,67 @@ export const metadataStoreSuite = (
         assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(third)])
       }))
 
+    test("an inline record (its payload in the record, no object key) reads back byte for byte", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        // every byte value, the separators a store might use, and a large random payload
+        const small = Uint8Array.from({ length: 512 }, (_, i) => i % 256)
+        const large = new Uint8Array(crypto.randomBytes(100_000))
+        for (const [label, payload] of [["small", small], ["large", large], ["empty", new Uint8Array(0)]] as const) {
+          const hash = hashOf(`inline-${label}`)
+          const record = makeRecord(ns, hash, { objectKey: "", payload, storedSize: payload.length })
+          assert.deepStrictEqual(yield* commitHeld(store, record, 10), committed([], 0))
+          const found = yield* store.lookup(ns, hash, lockOf("A"))
+          assert.deepStrictEqual(found, { _tag: "Hit", record })
+          assert.strictEqual(found._tag === "Hit" ? found.record.payload?.constructor : undefined, Uint8Array)
+          assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(record)])
+        }
+        assert.strictEqual(yield* store.size(ns), 3)
+      }))
+
+    test("a record written without a payload reads back without one", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const record = makeRecord(ns, hashOf("a"))
+        yield* commitHeld(store, record, 10)
+        const [found] = yield* store.getMany(ns, [record.hash])
+        assert.isFalse(Object.hasOwn(Option.getOrThrow(found!), "payload"))
+      }))
+
+    test("replacing an object record by an inline one makes the object obsolete, and not the other way round", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const hash = hashOf("a")
+        const object = makeRecord(ns, hash)
+        const inline = makeRecord(ns, hash, { objectKey: "", payload: new Uint8Array([1, 2, 3]), storedSize: 3 })
+        const objectKeys = (result: CommitResult) =>
+          result._tag === "Committed" ? result.obsolete.filter((key) => key !== "") : []
+        yield* commitHeld(store, object, 10)
+        assert.deepStrictEqual(objectKeys(yield* commitHeld(store, inline, 10)), [object.objectKey])
+        assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(inline)])
+        const next = makeRecord(ns, hash)
+        assert.deepStrictEqual(objectKeys(yield* commitHeld(store, next, 10)), [])
+        assert.deepStrictEqual(yield* store.getMany(ns, [hash]), [Option.some(next)])
+      }))
+
+    test("remove, removeIf and clearNamespace report an inline record as \"\"", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const inlineRecord = (label: string) =>
+          makeRecord(ns, hashOf(label), { objectKey: "", payload: new Uint8Array([9]), storedSize: 1 })
+        for (const label of ["a", "b", "c", "d"]) yield* commitHeld(store, inlineRecord(label), 10)
+        assert.deepStrictEqual(yield* store.remove(ns, [hashOf("a"), hashOf("x")]), [""])
+        assert.isFalse(yield* store.removeIf(ns, hashOf("b"), "some/object"))
+        assert.isTrue(yield* store.removeIf(ns, hashOf("b"), ""))
+        assert.deepStrictEqual(yield* store.getMany(ns, [hashOf("b")]), [Option.none()])
+        assert.deepStrictEqual(yield* clearAll(ns), ["", ""])
+        assert.strictEqual(yield* store.size(ns), 0)
+      }))
+
     test("a record lives for ttlMs after its commit; access does not extend it", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore

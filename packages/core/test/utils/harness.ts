@@ -37,9 +37,20 @@ export const makeHarness = (
   Effect.gen(function*() {
     const metadata = options.stores?.metadata ?? (yield* MetadataStore.makeMemory)
     const blobs = options.stores?.blobs ?? (yield* BlobStore.makeMemory)
-    const cache = yield* Cache.make({ name: uniqueName(), ...options.cache }).pipe(
-      Effect.provideService(MetadataStore.MetadataStore, { ...metadata, ...options.metadata?.(metadata) }),
-      Effect.provideService(BlobStore.BlobStore, { ...blobs, ...options.blobs?.(blobs) })
+    // Payloads go to the blob store unless a test asks for inline ones: most tests here are about the blob path, its
+    // faults and races (CacheInline.test.ts covers payloads inline in the record).
+    const cache = yield* Cache.make({ name: uniqueName(), inlineThreshold: 0, ...options.cache }).pipe(
+      // a method a test replaced may hang or ignore the deadline: the cache must enforce it as for any such store
+      Effect.provideService(
+        MetadataStore.MetadataStore,
+        options.metadata === undefined
+          ? metadata
+          : { ...metadata, honoursDeadline: false, ...options.metadata(metadata) }
+      ),
+      Effect.provideService(
+        BlobStore.BlobStore,
+        options.blobs === undefined ? blobs : { ...blobs, honoursDeadline: false, ...options.blobs(blobs) }
+      )
     )
     return { cache, metadata, blobs }
   })
