@@ -44,9 +44,16 @@ const backends: ReadonlyArray<Backend> = [
     name: "local folder",
     layer: Effect.map(tempDir, (dir) => ({
       dir,
-      layer: Cache.layerEmbedded({ storageBackend: "local", localPath: dir, name: uniqueName("arrow") }).pipe(
-        Layer.provide(ArrowCodec.layer)
-      )
+      // payloads to the folder even when small (the memory backend below keeps small ones inline)
+      layer: Cache.layerEmbedded({
+        storageBackend: "local",
+        localPath: dir,
+        name: uniqueName("arrow"),
+        inlineThreshold: 0
+      })
+        .pipe(
+          Layer.provide(ArrowCodec.layer)
+        )
     }))
   },
   {
@@ -57,7 +64,7 @@ const backends: ReadonlyArray<Backend> = [
       const bucket = freshBucket("arrow")
       yield* Effect.orDie(createBucket(server, bucket))
       return {
-        layer: Cache.layer({ name: uniqueName("arrow") }).pipe(
+        layer: Cache.layer({ name: uniqueName("arrow"), inlineThreshold: 0 }).pipe(
           Layer.provide(ArrowCodec.layer),
           Layer.provide(Layer.merge(MetadataStore.layerMemory, S3BlobStore.layer(storeOptions(server, bucket))))
         )

@@ -76,6 +76,12 @@ export interface Options {
   /** records removed per `clearNamespace` step (one script call); default 500 */
   readonly removeBatchSize?: number | undefined
   /**
+   * The precision of the LRU order: a hit writes its entry's last-access score only when the score is older than
+   * this, so a hot key costs Redis a read (ZSCORE), not a write that reorders the index on every hit. Entries
+   * accessed within one resolution of each other may be evicted in either order. 0: every hit writes. Default 1 s.
+   */
+  readonly lruResolution?: Duration.DurationInput | undefined
+  /**
    * extra ioredis options, applied last (they can undo the bounded defaults: take care); typed by the ioredis you
    * installed, so with ioredis 6 they include `protocol` and `replyMapping`
    */
@@ -108,6 +114,11 @@ export const make = (
     if (!Number.isSafeInteger(removeBatchSize) || removeBatchSize < 1) {
       return yield* invalid(`removeBatchSize must be a positive integer (got ${String(removeBatchSize)})`)
     }
+    const lruResolution = yield* CacheConfig.nonNegativeDuration(
+      options.lruResolution ?? "1 second",
+      "lruResolution",
+      method
+    )
     if ([options.url, options.nodes, options.client].filter((_) => _ !== undefined).length > 1) {
       return yield* invalid("give one of url, nodes or client")
     }
@@ -151,7 +162,11 @@ export const make = (
         )
     )
     yield* waitUntilReady(redis, awaitReady)
-    return store.make(client.defineScripts(redis), { keyPrefix, removeBatchSize })
+    return store.make(client.defineScripts(redis), {
+      keyPrefix,
+      removeBatchSize,
+      lruResolutionUs: Math.round(Duration.toMillis(lruResolution) * 1000)
+    })
   })
 
 const waitUntilReady = (redis: client.Client, budget: Duration.Duration) =>
@@ -181,7 +196,7 @@ export const layer = (options: Options = {}): Layer.Layer<MetadataStore, CacheIn
 /**
  * Options from `S3CACHE_*` variables: `S3CACHE_REDIS_URL`, `S3CACHE_REDIS_CLUSTER_NODES` (`host:port,host:port`),
  * `S3CACHE_REDIS_USERNAME`, `S3CACHE_REDIS_PASSWORD`, `S3CACHE_REDIS_KEY_PREFIX`, `S3CACHE_REDIS_COMMAND_TIMEOUT`,
- * `S3CACHE_REDIS_CONNECT_TIMEOUT`.
+ * `S3CACHE_REDIS_CONNECT_TIMEOUT`, `S3CACHE_REDIS_LRU_RESOLUTION`.
  *
  * @since 0.1.0
  * @category config
@@ -194,7 +209,8 @@ export const config: Config.Config<Options> = Config.nested(
     password: Config.option(Config.redacted("PASSWORD")),
     keyPrefix: Config.option(Config.string("KEY_PREFIX")),
     commandTimeout: Config.option(CacheConfig.duration("COMMAND_TIMEOUT")),
-    connectTimeout: Config.option(CacheConfig.duration("CONNECT_TIMEOUT"))
+    connectTimeout: Config.option(CacheConfig.duration("CONNECT_TIMEOUT")),
+    lruResolution: Config.option(CacheConfig.duration("LRU_RESOLUTION"))
   }).pipe(Config.mapOrFail(({ nodes, ...rest }) => {
     const options: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(rest) as Array<[string, Option.Option<unknown>]>) {

@@ -19,9 +19,14 @@ const metadataTimeoutMs = 300
 /** deadline of a call whose cache is failing: one metadata deadline; the margin covers a loaded 2-core machine */
 const budgetMs = metadataTimeoutMs + 1000
 
-const makeCache = (url: string, options: Cache.EmbeddedOptions = {}) =>
+const makeCache = (url: string, options: Cache.EmbeddedOptions = {}, redis: RedisMetadataStore.Options = {}) =>
   Effect.gen(function*() {
-    const metadata = yield* RedisMetadataStore.make({ url, commandTimeout: "200 millis", awaitReady: "2 seconds" })
+    const metadata = yield* RedisMetadataStore.make({
+      url,
+      commandTimeout: "200 millis",
+      awaitReady: "2 seconds",
+      ...redis
+    })
     const blobs = yield* BlobStore.makeMemory
     return yield* Cache.make({
       name: `redis-${process.pid}-${++counter}`,
@@ -139,7 +144,8 @@ describe("Cache on Redis", () => {
     () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.make()
-        const cache = yield* makeCache(server.url, { maxCacheEntries: 2 })
+        // exact LRU order: the reads below come within milliseconds of each other
+        const cache = yield* makeCache(server.url, { maxCacheEntries: 2 }, { lruResolution: 0 })
         let runs = 0
         const call = (key: string, namespace = "lru", ttl: Duration.DurationInput = "1 hour") =>
           cache.cached(Effect.sync(() => ++runs), { key, namespace, ttl }).pipe(Effect.zipLeft(cache.flush))

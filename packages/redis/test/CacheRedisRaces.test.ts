@@ -98,37 +98,40 @@ describe("unknown outcomes on Redis", () => {
 })
 
 describe("values on Redis", () => {
-  it.scopedLive(
-    "a record copied from another key is a miss, never the other entry's value",
-    () =>
-      Effect.gen(function*() {
-        const server = yield* RedisServer.make()
-        const blobs = yield* BlobStore.makeMemory
-        const cache = yield* makeCache(server.url, blobs)
-        yield* cache.cached(Effect.succeed({ account: "alice", balance: 100 }), { key: "alice" })
-        yield* cache.cached(Effect.succeed({ account: "bob", balance: 5 }), { key: "bob" })
-        yield* cache.flush
-        const alice = yield* cache.hashKey("alice")
-        const bob = yield* cache.hashKey("bob")
-        const raw = yield* rawClient(server.url)
-        const fields = yield* Effect.promise(() => raw.hgetall(`qc:{default}:e:${alice}`))
-        yield* Effect.promise(() => raw.hset(`qc:{default}:e:${bob}`, fields))
-        let runs = 0
-        const bobQuery = Effect.sync(() => ({ account: "bob", balance: (runs++, 5) }))
-        assert.deepStrictEqual(yield* cache.cached(bobQuery, { key: "bob" }), { account: "bob", balance: 5 })
-        assert.strictEqual(runs, 1)
-        yield* cache.flush
-        assert.deepStrictEqual(yield* cache.cached(Effect.die("must hit"), { key: "bob" }), {
-          account: "bob",
-          balance: 5
-        })
-        assert.deepStrictEqual(yield* cache.cached(Effect.die("must hit"), { key: "alice" }), {
-          account: "alice",
-          balance: 100
-        })
-      }),
-    30_000
-  )
+  for (const [where, inlineThreshold] of [["inline in the record", 16384], ["in an object", 0]] as const) {
+    it.scopedLive(
+      `a record copied from another key is a miss, never the other entry's value (payload ${where})`,
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.make()
+          const blobs = yield* BlobStore.makeMemory
+          const cache = yield* makeCache(server.url, blobs, { inlineThreshold })
+          yield* cache.cached(Effect.succeed({ account: "alice", balance: 100 }), { key: "alice" })
+          yield* cache.cached(Effect.succeed({ account: "bob", balance: 5 }), { key: "bob" })
+          yield* cache.flush
+          const alice = yield* cache.hashKey("alice")
+          const bob = yield* cache.hashKey("bob")
+          const raw = yield* rawClient(server.url)
+          const record = yield* Effect.promise(() => raw.getBuffer(`qc:{default}:r:${alice}`))
+          assert.isNotNull(record)
+          yield* Effect.promise(() => raw.set(`qc:{default}:r:${bob}`, record!, "PX", 3_600_000))
+          let runs = 0
+          const bobQuery = Effect.sync(() => ({ account: "bob", balance: (runs++, 5) }))
+          assert.deepStrictEqual(yield* cache.cached(bobQuery, { key: "bob" }), { account: "bob", balance: 5 })
+          assert.strictEqual(runs, 1)
+          yield* cache.flush
+          assert.deepStrictEqual(yield* cache.cached(Effect.die("must hit"), { key: "bob" }), {
+            account: "bob",
+            balance: 5
+          })
+          assert.deepStrictEqual(yield* cache.cached(Effect.die("must hit"), { key: "alice" }), {
+            account: "alice",
+            balance: 100
+          })
+        }),
+      30_000
+    )
+  }
 
   it.scopedLive(
     "invalidateKey in another process while this one computes: the old value is never served",

@@ -88,7 +88,8 @@ const userClient = <C extends Closeable>(make: () => C): Effect.Effect<C, never,
   )
 
 const storeOn = (client: Effect.Effect<RedisMetadataStore.Client, never, Scope.Scope>) =>
-  Layer.scoped(MetadataStore, Effect.flatMap(client, (client) => RedisMetadataStore.make({ client })))
+  // exact LRU order: the suite checks eviction order access by access
+  Layer.scoped(MetadataStore, Effect.flatMap(client, (client) => RedisMetadataStore.make({ client, lruResolution: 0 })))
 
 describe("a user's client of the other major", () => {
   it.scopedLive("is told apart as a Redis or a Cluster: a failure names its server, a Cluster by its nodes", () =>

@@ -19,6 +19,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type { Redis } from "ioredis"
 import { RedisMetadataStore } from "../src/index.js"
+import { encode } from "../src/internal/record.js"
 import * as Ioredis from "./utils/ioredis.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
@@ -28,13 +29,14 @@ const cluster = beforeAllScoped(RedisServer.makeCluster())
 
 metadataStoreSuite(
   `RedisMetadataStore (standalone, ioredis ${Ioredis.major})`,
-  Layer.suspend(() => RedisMetadataStore.layer({ url: server().url })),
+  // exact LRU order: the suite checks eviction order access by access
+  Layer.suspend(() => RedisMetadataStore.layer({ url: server().url, lruResolution: 0 })),
   { clock: "live" }
 )
 
 metadataStoreSuite(
   `RedisMetadataStore (3-master cluster, ioredis ${Ioredis.major})`,
-  Layer.suspend(() => RedisMetadataStore.layer({ nodes: cluster().nodes })),
+  Layer.suspend(() => RedisMetadataStore.layer({ nodes: cluster().nodes, lruResolution: 0 })),
   { clock: "live" }
 )
 
@@ -52,9 +54,6 @@ const committedOf = (result: CommitResult) => {
 
 const sorted = (keys: ReadonlyArray<string>): Array<string> => [...keys].sort()
 
-const fieldsOf = (record: EntryRecord): Record<string, string> =>
-  Object.fromEntries(Object.entries(record).map(([name, value]) => [name, String(value)]))
-
 /**
  * Writes records and their index entries the way a commit does, but in bulk: a pipeline per 1,000 records rather
  * than a script call per record, so tens of thousands take a fraction of a second.
@@ -66,11 +65,10 @@ const seed = (client: Redis, records: ReadonlyArray<EntryRecord>, ttlMs: number,
       const pipeline = client.pipeline()
       records.slice(start, start + 1000).forEach((record, i) => {
         const base = `${prefix}{${record.namespace}}:`
-        pipeline.hset(`${base}e:${record.hash}`, fieldsOf(record))
-        pipeline.pexpire(`${base}e:${record.hash}`, ttlMs)
+        pipeline.set(`${base}r:${record.hash}`, encode(record), "PX", ttlMs)
         pipeline.zadd(`${base}lru`, now * 1000 + start + i, record.hash)
         pipeline.zadd(`${base}exp`, now + ttlMs, record.hash)
-        pipeline.hset(`${base}obj`, record.hash, record.objectKey)
+        if (record.objectKey !== "") pipeline.hset(`${base}obj`, record.hash, record.objectKey)
       })
       const results = await pipeline.exec()
       const failed = results?.find(([error]) => error !== null)
@@ -146,7 +144,7 @@ describe("RedisMetadataStore", () => {
       const id = yield* store.id
       const exists = yield* Effect.promise(() =>
         Promise.all([
-          client.exists(`tagged:{tags}:e:${record.hash}`),
+          client.exists(`tagged:{tags}:r:${record.hash}`),
           client.exists("tagged:{tags}:lru"),
           client.exists(`tagged:{tags}:lock:${hashOf("locked")}`),
           client.zcard("tagged:{tags}:locked"),
@@ -155,7 +153,7 @@ describe("RedisMetadataStore", () => {
         ])
       )
       assert.deepStrictEqual(exists, [1, 1, 1, 1, 1, id])
-      const ttl = yield* Effect.promise(() => client.pttl(`tagged:{tags}:e:${record.hash}`))
+      const ttl = yield* Effect.promise(() => client.pttl(`tagged:{tags}:r:${record.hash}`))
       assert.isAbove(ttl, 3_500_000)
     }))
 
@@ -362,9 +360,38 @@ describe("RedisMetadataStore", () => {
       assert.strictEqual(committedOf(yield* store.commit(late, { token: "W", maxEntries: 10 })).evicted, 0)
     }))
 
+  it.scopedLive("a hit writes its LRU score only when the score is older than lruResolution", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisMetadataStore.make({ url: server().url, lruResolution: "300 millis" })
+      const client = yield* raw
+      const ns = yield* freshNamespace
+      const record = makeRecord(ns, hashOf("hot"))
+      yield* commitHeld(store, record, 10)
+      const score = () => Effect.promise(() => client.zscore(`qc:{${ns}}:lru`, record.hash)).pipe(Effect.map(Number))
+      const committedAt = yield* score()
+      for (let i = 0; i < 20; i++) assert.strictEqual((yield* store.lookup(ns, record.hash, lockOf("R")))._tag, "Hit")
+      assert.strictEqual(yield* score(), committedAt, "hits within the resolution wrote the score")
+      yield* Effect.sleep("350 millis")
+      assert.strictEqual((yield* store.lookup(ns, record.hash, lockOf("R")))._tag, "Hit")
+      const touchedAt = yield* score()
+      assert.isAbove(touchedAt - committedAt, 300_000, "a hit after the resolution moved the score (µs)")
+      assert.strictEqual((yield* store.lookup(ns, record.hash, lockOf("R")))._tag, "Hit")
+      assert.strictEqual(yield* score(), touchedAt)
+    }))
+
+  it.scoped("lruResolution: a negative or infinite one is refused, naming the option", () =>
+    Effect.gen(function*() {
+      for (const lruResolution of [-1, "forever", Duration.infinity]) {
+        const error = yield* Effect.flip(
+          RedisMetadataStore.make({ url: server().url, lruResolution: lruResolution as Duration.DurationInput })
+        )
+        assert.include(error.message, "lruResolution")
+      }
+    }))
+
   it.scoped("a record deleted behind the store's back (a ghost) never costs a live entry its place", () =>
     Effect.gen(function*() {
-      const store = yield* RedisMetadataStore.make({ url: server().url })
+      const store = yield* RedisMetadataStore.make({ url: server().url, lruResolution: 0 })
       const client = yield* raw
       const ns = yield* freshNamespace
       const record = (label: string) => makeRecord(ns, hashOf(label))
@@ -373,7 +400,7 @@ describe("RedisMetadataStore", () => {
       // b becomes the most recently accessed entry, the last one an eviction walking from the oldest would meet
       assert.strictEqual((yield* store.lookup(ns, b.hash, lockOf("R")))._tag, "Hit")
       // what Redis's own eviction (volatile-*, allkeys-*) or an operator does: the record goes, the indexes stay
-      yield* Effect.promise(() => client.del(`qc:{${ns}}:e:${b.hash}`))
+      yield* Effect.promise(() => client.del(`qc:{${ns}}:r:${b.hash}`))
 
       // 4 live entries with e: within maxEntries, so nothing live is evicted; the ghost is dropped and reported
       assert.deepStrictEqual(yield* commitHeld(store, e, 4), { _tag: "Committed", obsolete: [b.objectKey], evicted: 0 })
@@ -409,7 +436,7 @@ describe("RedisMetadataStore", () => {
       for (const record of old) yield* commitHeld(store, record, 50)
       // more ghosts than one commit looks at
       const ghosts = old.slice(0, 40)
-      yield* Effect.promise(() => client.del(...ghosts.map((record) => `qc:{${ns}}:e:${record.hash}`)))
+      yield* Effect.promise(() => client.del(...ghosts.map((record) => `qc:{${ns}}:r:${record.hash}`)))
       const fresh = Array.from({ length: 45 }, (_, i) => makeRecord(ns, hashOf(`new-${i}`)))
       const obsolete: Array<string> = []
       let evicted = 0
@@ -503,15 +530,23 @@ describe("RedisMetadataStore", () => {
       const store = yield* RedisMetadataStore.make({ url: server().url })
       const client = yield* raw
       const ns = yield* freshNamespace
-      const { checksum: _, ...incomplete } = fieldsOf(makeRecord(ns, hashOf("no-checksum")))
-      const notANumber = { ...fieldsOf(makeRecord(ns, hashOf("bad-size"))), storedSize: "abc" }
-      const written: Array<Record<string, string>> = [incomplete, notANumber]
-      for (const fields of written) {
-        yield* Effect.promise(() => client.hset(`qc:{${ns}}:e:${fields.hash}`, fields))
-        yield* Effect.promise(() => client.pexpire(`qc:{${ns}}:e:${fields.hash}`, 3_600_000))
+      // what someone writing by hand, or another program, might leave under a record's key
+      const headerOf = (label: string) => {
+        const value = encode(makeRecord(ns, hashOf(label))).toString("utf8")
+        return JSON.parse(value.slice(0, value.indexOf("\n"))) as Record<string, unknown>
       }
-      const hashes = written.map((fields) => fields.hash!)
-      assert.deepStrictEqual(yield* store.getMany(ns, hashes), [Option.none(), Option.none()])
+      const { x: _, ...noChecksum } = headerOf("no-checksum")
+      const written: Array<[string, string]> = [
+        [hashOf("no-checksum"), `${JSON.stringify(noChecksum)}\n`],
+        [hashOf("bad-size"), `${JSON.stringify({ ...headerOf("bad-size"), s: "abc" })}\n`],
+        [hashOf("no-header"), "just some bytes"],
+        [hashOf("short-payload"), `${JSON.stringify({ ...headerOf("short-payload"), o: "", i: 1, s: 10 })}\nabc`]
+      ]
+      for (const [hash, value] of written) {
+        yield* Effect.promise(() => client.set(`qc:{${ns}}:r:${hash}`, value, "PX", 3_600_000))
+      }
+      const hashes = written.map(([hash]) => hash)
+      assert.deepStrictEqual(yield* store.getMany(ns, hashes), hashes.map(() => Option.none()))
 
       const logs: Array<string> = []
       const logger = Logger.make(({ logLevel, message }) => {
@@ -525,7 +560,7 @@ describe("RedisMetadataStore", () => {
         assert.deepStrictEqual(result, { _tag: "Acquired" })
         assert.strictEqual(logs.length, 1)
         assert.match(logs[0]!, /^WARN .*malformed/)
-        assert.strictEqual(yield* Effect.promise(() => client.exists(`qc:{${ns}}:e:${hash}`)), 0)
+        assert.strictEqual(yield* Effect.promise(() => client.exists(`qc:{${ns}}:r:${hash}`)), 0)
         assert.isNull(yield* Effect.promise(() => client.zscore(`qc:{${ns}}:lru`, hash)))
 
         const record = makeRecord(ns, hash)

@@ -39,7 +39,8 @@ const processOn = (
   Effect.gen(function*() {
     const { viaProxy } = yield* env
     const blobs = yield* S3BlobStore.make({ ...storeOptions(viaProxy, bucket), ...options })
-    return yield* Cache.make({ name: `e2e-${process.pid}-${++caches}`, ...cacheOptions }).pipe(
+    // payloads to S3 even when small: these tests are about the S3 path (inline payloads skip it)
+    return yield* Cache.make({ name: `e2e-${process.pid}-${++caches}`, inlineThreshold: 0, ...cacheOptions }).pipe(
       Effect.provideService(MetadataStore.MetadataStore, metadata),
       Effect.provideService(BlobStore, blobs)
     )

@@ -32,7 +32,7 @@ const setup = Effect.gen(function*() {
   const store = yield* S3BlobStore.make({ ...storeOptions(viaProxy, bucket), attempts: 3 })
   const direct = yield* S3BlobStore.make(storeOptions(server, bucket))
   const metadata = yield* MetadataStore.makeMemory
-  const cache = yield* Cache.make({ name: `cleanup-${bucket}` }).pipe(
+  const cache = yield* Cache.make({ name: `cleanup-${bucket}`, inlineThreshold: 0 }).pipe(
     Effect.provideService(MetadataStore.MetadataStore, metadata),
     Effect.provideService(BlobStore, store)
   )

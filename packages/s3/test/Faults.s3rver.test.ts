@@ -57,6 +57,39 @@ describe("S3BlobStore with s3rver failing", () => {
     60_000
   )
 
+  it.scopedLive(
+    "SIGKILLed: entries whose payload is inline keep hitting, and no call waits for S3; large ones run the effect",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* s3rver
+        yield* createBucket(server, bucket)
+        const store = yield* S3BlobStore.make({ ...storeOptions(server, bucket), timeout: timeoutMs })
+        const cache = yield* cacheOn(store, undefined, 1024)
+        const small = counted({ report: "q3", total: 1234 })
+        const large = counted({ report: "q4", rows: Array.from({ length: 2000 }, (_, i) => `row ${i} ${i * 7919}`) })
+        yield* cache.cached(small.effect, { key: "small" })
+        yield* cache.cached(large.effect, { key: "large" })
+        yield* cache.flush
+
+        yield* server.kill
+        for (let i = 0; i < 20; i++) {
+          // far within the S3 deadline: the metadata store alone answers
+          assert.deepStrictEqual(
+            yield* withinDeadline(cache.cached(small.effect, { key: "small" }), timeoutMs / 5, `small ${i}`),
+            { report: "q3", total: 1234 }
+          )
+        }
+        assert.strictEqual(small.runs(), 1, "an inline entry was served without S3")
+        const value = yield* withinDeadline(cache.cached(large.effect, { key: "large" }), timeoutMs, "large")
+        assert.strictEqual(value.rows.length, 2000)
+        assert.strictEqual(large.runs(), 2, "the large entry's object is out of reach: the effect ran")
+        const stats = yield* cache.stats
+        assert.strictEqual(stats.hits, 20)
+        yield* server.restart
+      }).pipe(quiet),
+    60_000
+  )
+
   const modes: ReadonlyArray<readonly [string, FaultProxy.FaultMode]> = [
     ["blackhole", "blackhole"],
     ["reset", "reset"],

@@ -6,6 +6,7 @@
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import type { StoreErrorReason } from "@s3cache/core/CacheError"
+import * as StoreDeadline from "@s3cache/core/StoreDeadline"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis"
@@ -67,12 +68,13 @@ const isCluster = (client: Client): client is ClusterClient => client.isCluster
 
 /** The scripts as client methods (ioredis `defineCommand`: EVALSHA, and EVAL once on NOSCRIPT). */
 export interface Scripted {
-  readonly s3cacheLookup: (...args: Array<string | number>) => Promise<unknown>
+  /** replies with the record's bytes (a Buffer), which may hold an inline payload */
+  readonly s3cacheLookupBuffer: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheAcquireLock: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheRenewLock: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheReleaseLock: (...args: Array<string | number>) => Promise<unknown>
-  readonly s3cacheCommit: (...args: Array<string | number>) => Promise<unknown>
-  readonly s3cacheGetMany: (...args: Array<string | number>) => Promise<unknown>
+  readonly s3cacheCommit: (...args: Array<string | number | Buffer>) => Promise<unknown>
+  readonly s3cacheGetManyBuffer: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheRemove: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheRemoveIf: (...args: Array<string | number>) => Promise<unknown>
   readonly s3cacheClearNamespace: (...args: Array<string | number>) => Promise<unknown>
@@ -82,7 +84,8 @@ export interface Scripted {
 
 /** @internal */
 export const defineScripts = (client: Client): Client & Scripted => {
-  // numberOfKeys is given per call (the first argument), since getMany and remove take a variable number of keys
+  // numberOfKeys is given per call (the first argument), since getMany and remove take a variable number of keys;
+  // ioredis defines `<name>Buffer` beside each, which replies with Buffers instead of strings
   const define = (name: string, lua: string) => {
     if (!(name in client)) client.defineCommand(name, { lua })
   }
@@ -225,15 +228,17 @@ const hintOf = (message: string): string =>
 
 /** Run one client call as an Effect with a typed error. */
 export const call = <A>(method: string, server: string, run: () => Promise<A>): Effect.Effect<A, MetadataStoreError> =>
-  Effect.tryPromise({
-    try: run,
-    catch: (cause) => {
-      const message = cause instanceof Error ? cause.message : String(cause)
-      return new MetadataStoreError({
-        reason: reasonOf(cause),
-        method,
-        description: `Redis at ${server}: ${message}${hintOf(message)}`,
-        cause
-      })
-    }
-  })
+  Effect.flatMap(StoreDeadline.StoreDeadline, (deadline) =>
+    Effect.tryPromise({
+      // on top of `commandTimeout`, the cache's deadline for the whole store call (several commands share it)
+      try: () => StoreDeadline.race(deadline, run),
+      catch: (cause) => {
+        const message = cause instanceof Error ? cause.message : String(cause)
+        return new MetadataStoreError({
+          reason: reasonOf(cause),
+          method,
+          description: `Redis at ${server}: ${message}${hintOf(message)}`,
+          cause
+        })
+      }
+    }))

@@ -1,41 +1,17 @@
 /**
- * The entry record as Redis holds it: a HASH of strings, written from a record and read back through a schema, so a
- * record someone wrote by hand, or an older version left, reads as malformed rather than as a wrong value.
+ * The entry record as Redis holds it: one STRING, a JSON header line with short field names, then, for an inline
+ * record, the payload bytes as they are. One key and one value per entry: a HASH of a dozen fields costs ~600 bytes
+ * more per entry (its values outgrow the listpack encoding), and a STRING is read with one GET.
  *
- * @since 0.1.0
+ * Header fields: `o` object key (`""` when inline), `f` format, `c` compression, `r` raw size, `s` stored size, `x`
+ * checksum, `t` created at, `l` TTL ms, `v` codec version, `h` hash, `k` key preview, `i` 1 when the payload follows.
+ * The namespace is the key's. A record that does not read back (someone wrote the key by hand, a field is missing or
+ * of the wrong type) is malformed, never a wrong value.
+ *
+ * @since 0.2.0
  */
 import type { EntryRecord } from "@s3cache/core/MetadataStore"
-import { EntryRecord as EntryRecordSchema } from "@s3cache/core/MetadataStore"
-import * as Schema from "effect/Schema"
-import { Either } from "./effect3.js"
 
-/** Entries are read and written as strings; numbers are parsed back through the schema. */
-const RecordFromStrings = Schema.Struct({
-  hash: Schema.String,
-  namespace: Schema.String,
-  objectKey: Schema.String,
-  format: Schema.String,
-  compression: Schema.String,
-  rawSize: Schema.NumberFromString,
-  storedSize: Schema.NumberFromString,
-  checksum: Schema.String,
-  createdAt: Schema.NumberFromString,
-  ttlMs: Schema.NumberFromString,
-  codecVersion: Schema.NumberFromString,
-  keyPreview: Schema.String
-})
-const decodeRecord = Schema.decodeUnknownEither(RecordFromStrings)
-const fieldNames = Object.keys(EntryRecordSchema.fields) as ReadonlyArray<keyof EntryRecord & string>
-
-/**
- * A record as the fields of a Redis HASH: name, value, name, value, ….
- *
- * @internal
- */
-export const toFields = (record: EntryRecord): Array<string> =>
-  fieldNames.flatMap((name) => [name, String(record[name])])
-
-/** A record as read: decoded, or malformed with the raw object key that `removeIf` needs to drop exactly it. */
 /** @internal */
 export type Read =
   | { readonly _tag: "Record"; readonly record: EntryRecord }
@@ -44,20 +20,83 @@ export type Read =
 /** @internal */
 export type Malformed = Extract<Read, { readonly _tag: "Malformed" }>
 
+const newline = 0x0a
+
 /**
- * The reply of HGETALL as a record, or as malformed (a missing field, a size that is not a number).
+ * A record as the value of its STRING key. The namespace is left out: it is part of the key.
  *
  * @internal
  */
-export const readFields = (reply: ReadonlyArray<unknown>): Read => {
-  const fields: Record<string, unknown> = {}
-  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
-  return Either.match(decodeRecord(fields), {
-    onLeft: (error) => ({
-      _tag: "Malformed",
-      objectKey: typeof fields.objectKey === "string" ? fields.objectKey : "",
-      description: error.message
-    }),
-    onRight: (record) => ({ _tag: "Record", record })
-  })
+export const encode = (record: EntryRecord): Buffer => {
+  const header = Buffer.from(
+    `${
+      JSON.stringify({
+        o: record.objectKey,
+        f: record.format,
+        c: record.compression,
+        r: record.rawSize,
+        s: record.storedSize,
+        x: record.checksum,
+        t: record.createdAt,
+        l: record.ttlMs,
+        v: record.codecVersion,
+        h: record.hash,
+        k: record.keyPreview,
+        ...(record.payload !== undefined ? { i: 1 } : {})
+      })
+    }\n`
+  )
+  return record.payload === undefined ? header : Buffer.concat([header, record.payload])
+}
+
+const isNumber = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
+
+/**
+ * The value of a record key as a record of `namespace`, or as malformed with the object key that `removeIf` needs to
+ * drop exactly it (`""` when even that does not read).
+ *
+ * @internal
+ */
+export const decode = (namespace: string, value: Uint8Array): Read => {
+  const malformed = (objectKey: string, description: string): Read => ({ _tag: "Malformed", objectKey, description })
+  const end = value.indexOf(newline)
+  if (end < 0) return malformed("", "the record has no header line")
+  let header: Record<string, unknown>
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value.buffer, value.byteOffset, end).toString("utf8"))
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      return malformed("", "the record's header is not a JSON object")
+    }
+    header = parsed as Record<string, unknown>
+  } catch {
+    return malformed("", "the record's header is not JSON")
+  }
+  const { c, f, h, i, k, l, o, r, s, t, v, x } = header
+  if (typeof o !== "string") return malformed("", "the record has no object key field (o)")
+  if (
+    typeof f !== "string" || typeof c !== "string" || typeof x !== "string" || typeof h !== "string" ||
+    typeof k !== "string" || !isNumber(r) || !isNumber(s) || !isNumber(t) || !isNumber(l) || !isNumber(v)
+  ) return malformed(o, "a field of the record's header is missing or of the wrong type")
+  const rest = value.byteLength - end - 1
+  if (i === undefined && rest !== 0) return malformed(o, "bytes follow a record that has no inline payload")
+  if (i !== undefined && (i !== 1 || o !== "" || rest !== s)) {
+    return malformed(o, `the inline payload is ${rest} bytes, the record says ${String(s)}, or it has an object key`)
+  }
+  const record: EntryRecord = {
+    hash: h,
+    namespace,
+    objectKey: o,
+    format: f,
+    compression: c,
+    rawSize: r,
+    storedSize: s,
+    checksum: x,
+    createdAt: t,
+    ttlMs: l,
+    codecVersion: v,
+    keyPreview: k,
+    // a copy: the reply's memory may be a view into a larger buffer of the connection
+    ...(i === 1 ? { payload: new Uint8Array(value.subarray(end + 1)) } : {})
+  }
+  return { _tag: "Record", record }
 }

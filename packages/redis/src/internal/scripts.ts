@@ -4,10 +4,12 @@
  * sends them by SHA (`EVALSHA`) and loads them once on `NOSCRIPT`.
  *
  * Keys of namespace `ns` under prefix `P`:
- * - `P{ns}:e:<hash>`  HASH   the entry record, PEXPIRE = TTL
+ * - `P{ns}:r:<hash>`  STRING the entry record (`record.ts`: a JSON header line, then an inline payload if any),
+ *                            PEXPIRE = TTL
  * - `P{ns}:lru`       ZSET   hash → last access (server time, µs, strictly increasing)
  * - `P{ns}:exp`       ZSET   hash → expiry (server time, ms), so a commit can drop expired entries before evicting
  * - `P{ns}:obj`       HASH   hash → object key, outliving the record, so expired entries' objects can be deleted
+ *                            (entries whose payload is inline have no object and no member here)
  * - `P{ns}:lock:<h>`  STRING stampede lock token, PX
  * - `P{ns}:locked`    ZSET   hash → lock expiry (server time, ms): finds the locks of a namespace without SCAN, and
  *                            lets lapsed ones be pruned (it replaces the SET `P{ns}:locks`, which only grew)
@@ -39,15 +41,13 @@ local function nowMs()
 end
 `
 
-// Both the record and the obj index may name an object (they differ only if someone wrote a record by hand): once
-// the entry is gone, no record references either.
+// The obj index names the entry's object; it outlives an expired record, so the object of an expired entry is still
+// reported. An entry stands in `out` even without an object (as ""), so that callers count the records removed.
 const dropEntry = `
 local function dropEntry(entryKey, lru, exp, obj, member, out)
-  local recorded = redis.call("HGET", entryKey, "objectKey")
+  local existed = redis.call("DEL", entryKey) == 1
   local indexed = redis.call("HGET", obj, member)
-  if recorded then table.insert(out, recorded) end
-  if indexed and indexed ~= recorded then table.insert(out, indexed) end
-  redis.call("DEL", entryKey)
+  if indexed then table.insert(out, indexed) elseif existed then table.insert(out, "") end
   redis.call("HDEL", obj, member)
   redis.call("ZREM", lru, member)
   redis.call("ZREM", exp, member)
@@ -76,17 +76,27 @@ end
 
 /**
  * KEYS: entry, lru, lock, locked. ARGV: hash, token, lockTtlMs, registered ("1" when the caller has just registered
- * the namespace). Returns `{1, fields}` (hit), `{2}` (lock acquired), `{3}` (busy) or `{4}` (register the namespace,
- * then ask again).
+ * the namespace), LRU resolution (µs). Returns `{1, record}` (hit), `{2}` (lock acquired), `{3}` (busy) or `{4}`
+ * (register the namespace, then ask again).
+ *
+ * A hit is a read: the LRU score is written only when the one it has is older than the resolution (or when the
+ * resolution is 0), so a hot key costs a ZSCORE, not a ZADD that reorders the index on every hit.
  *
  * @internal
  */
 export const lookup = `${clock}${takeLock}
-local fields = redis.call("HGETALL", KEYS[1])
-if #fields > 0 then
+local value = redis.call("GET", KEYS[1])
+if value then
+  local resolution = tonumber(ARGV[5])
+  local touch = resolution == 0
+  if not touch then
+    local score = redis.call("ZSCORE", KEYS[2], ARGV[1])
+    local t = redis.call("TIME")
+    touch = not score or tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(score) >= resolution
+  end
   -- best effort: a refused touch (maxmemory under noeviction) costs LRU precision, not the hit
-  redis.pcall("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1])
-  return {1, fields}
+  if touch then redis.pcall("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1]) end
+  return {1, value}
 end
 return {takeLock(KEYS[3], KEYS[4], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
 `
@@ -144,7 +154,7 @@ export const ghostLookAhead = 32
 
 /**
  * KEYS: entry, lru, exp, obj, lock, locked.
- * ARGV: hash, token, maxEntries, ttlMs, entry key prefix, object key, then field, value, ….
+ * ARGV: hash, token, maxEntries, ttlMs, entry key prefix, object key (`""`: inline), the record's value.
  * Returns `{0}` (lock lost: nothing written) or `{1, evicted, {obsolete object keys}}`.
  *
  * Ghosts: a ghost is an indexed hash whose record is gone before its expiry (Redis evicted it under a `volatile-*`
@@ -162,18 +172,14 @@ local prefix, objectKey = ARGV[5], ARGV[6]
 local budget, lookAhead = ${commitBudget}, ${ghostLookAhead}
 if redis.call("GET", KEYS[5]) ~= token then return {0} end
 local obsolete = {}
-local recorded = redis.call("HGET", KEYS[1], "objectKey")
 local indexed = redis.call("HGET", KEYS[4], hash)
-if recorded and recorded ~= objectKey then table.insert(obsolete, recorded) end
-if indexed and indexed ~= objectKey and indexed ~= recorded then table.insert(obsolete, indexed) end
--- the first write, so at maxmemory (noeviction) the commit is refused whole; every field of the record is rewritten,
--- so no DEL before it (a DEL first would let a replacing commit through at maxmemory)
-redis.call("HSET", KEYS[1], unpack(ARGV, 7))
-redis.call("PEXPIRE", KEYS[1], ttlMs)
+if indexed and indexed ~= objectKey then table.insert(obsolete, indexed) end
+-- the first write, so at maxmemory (noeviction) the commit is refused whole
+redis.call("SET", KEYS[1], ARGV[7], "PX", ttlMs)
 local now = nowMs()
 redis.call("ZADD", KEYS[2], accessScore(KEYS[2]), hash)
 redis.call("ZADD", KEYS[3], now + ttlMs, hash)
-redis.call("HSET", KEYS[4], hash, objectKey)
+if objectKey == "" then redis.call("HDEL", KEYS[4], hash) else redis.call("HSET", KEYS[4], hash, objectKey) end
 redis.call("DEL", KEYS[5])
 redis.call("ZREM", KEYS[6], hash)
 redis.call("ZREMRANGEBYSCORE", KEYS[6], "-inf", "(" .. now)
@@ -218,13 +224,13 @@ return {1, evicted, obsolete}
 `
 
 /**
- * KEYS: entry keys. Returns one HGETALL reply per key.
+ * KEYS: entry keys. Returns one value per key (false, a nil reply, where there is none).
  *
  * @internal
  */
 export const getMany = `
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call("HGETALL", key) end
+for i, key in ipairs(KEYS) do out[i] = redis.call("GET", key) end
 return out
 `
 
@@ -248,11 +254,21 @@ return out
 /**
  * KEYS: entry, lru, exp, obj. ARGV: hash, object key (`""` matches a record without one). Returns 1 when removed.
  *
+ * The object key is the one the record itself names (its header), not the index's: the record judged bad may have
+ * been written by hand or copied from another key, and a record that does not read names `""`, as `record.ts` says.
+ *
  * @internal
  */
 export const removeIf = `${dropEntry}
-if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
-if (redis.call("HGET", KEYS[1], "objectKey") or "") ~= ARGV[2] then return 0 end
+local value = redis.call("GET", KEYS[1])
+if not value then return 0 end
+local named = ""
+local eol = string.find(value, "\\n", 1, true)
+if eol then
+  local ok, header = pcall(cjson.decode, string.sub(value, 1, eol - 1))
+  if ok and type(header) == "table" and type(header.o) == "string" then named = header.o end
+end
+if named ~= ARGV[2] then return 0 end
 dropEntry(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], {})
 return 1
 `

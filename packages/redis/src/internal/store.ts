@@ -14,12 +14,14 @@ import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import { call, describeServer } from "./client.js"
 import { Either } from "./effect3.js"
-import { type Malformed, readFields, toFields } from "./record.js"
+import { decode, encode, type Malformed } from "./record.js"
 
 /** @internal */
 export interface StoreOptions {
   readonly keyPrefix: string
   readonly removeBatchSize: number
+  /** a hit writes the LRU score only when it is older than this, µs (0: every hit) */
+  readonly lruResolutionUs: number
 }
 
 const acquired: LookupResult = { _tag: "Acquired" }
@@ -35,8 +37,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const keys = (namespace: string) => {
     const base = `${prefix}{${namespace}}:`
     return {
-      entryPrefix: `${base}e:`,
-      entry: (hash: string) => `${base}e:${hash}`,
+      entryPrefix: `${base}r:`,
+      entry: (hash: string) => `${base}r:${hash}`,
       lru: `${base}lru`,
       exp: `${base}exp`,
       obj: `${base}obj`,
@@ -148,7 +150,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
     const k = keys(namespace)
     return call("lookup", server, () =>
-      client.s3cacheLookup(
+      client.s3cacheLookupBuffer(
         4,
         k.entry(hash),
         k.lru,
@@ -157,16 +159,18 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         hash,
         token,
         lockTtl(lockTtlMs),
-        registered ? "1" : "0"
+        registered ? "1" : "0",
+        options.lruResolutionUs
       )).pipe(
         Effect.flatMap((
           reply
         ): Effect.Effect<LookupResult | Malformed | { readonly _tag: "Unregistered" }, MetadataStoreError> => {
-          const [tag, fields] = Array.isArray(reply) ? [Number(reply[0]), reply[1]] : [Number.NaN, undefined]
+          // integers arrive as numbers, or as strings under `stringNumbers`
+          const [tag, value] = Array.isArray(reply) ? [Number(String(reply[0])), reply[1]] : [Number.NaN, undefined]
           if (tag === 2) return Effect.succeed(acquired)
           if (tag === 3) return Effect.succeed(busy)
           if (tag === 4 && !registered) return Effect.succeed({ _tag: "Unregistered" })
-          if (tag !== 1 || !Array.isArray(fields) || fields.length === 0) {
+          if (tag !== 1 || !(value instanceof Uint8Array)) {
             return Effect.fail(
               new MetadataStoreError({
                 reason: "Protocol",
@@ -175,7 +179,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
               })
             )
           }
-          const read = readFields(fields)
+          const read = decode(namespace, value)
           return Effect.succeed(read._tag === "Record" ? { _tag: "Hit", record: read.record } : read)
         })
       )
@@ -277,7 +281,6 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // the caller stops waiting for the registry's answer (a commit that is cut off half-sent is a commit lost for
       // no reason). A commit that then finds its lock lost leaves at worst an empty namespace registered, which the
       // next clear forgets in one step.
-      const fields = toFields(record)
       const [, replied] = yield* Effect.all([
         register("commit", record.namespace),
         call("commit", server, () =>
@@ -295,7 +298,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             Math.max(1, Math.ceil(record.ttlMs)),
             k.entryPrefix,
             record.objectKey,
-            ...fields
+            encode(record)
           ))
       ], { concurrency: "unbounded" })
       const reply = yield* tuple("commit", replied)
@@ -314,14 +317,14 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const replies = yield* call(
         "getMany",
         server,
-        () => client.s3cacheGetMany(hashes.length, ...hashes.map(k.entry))
+        () => client.s3cacheGetManyBuffer(hashes.length, ...hashes.map(k.entry))
       ).pipe(Effect.flatMap((reply) => tuple("getMany", reply)))
       // A malformed record reads as missing, so that one bad record cannot stop a whole cleanup; the lookup of its
       // hash drops it.
       return yield* Effect.forEach(hashes, (hash, i) => {
         const reply = replies[i]
-        if (!Array.isArray(reply) || reply.length === 0) return Effect.succeedNone
-        const read = readFields(reply)
+        if (!(reply instanceof Uint8Array)) return Effect.succeedNone
+        const read = decode(namespace, reply)
         return read._tag === "Record"
           ? Effect.succeedSome(read.record)
           : Effect.as(warnMalformed("getMany", namespace, hash, read), Option.none<EntryRecord>())
@@ -397,6 +400,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
 
   return {
     id,
+    // every command races the cache's deadline (`call`), on top of its commandTimeout
+    honoursDeadline: true,
     lookup,
     acquireLock,
     renewLock,

@@ -29,7 +29,8 @@ const program = Effect.gen(function*() {
 const stores = Layer.merge(MetadataStore.layerMemory, S3BlobStore.layerConfig())
 
 program.pipe(
-  Effect.provide(Cache.layer({ name: "child-writer" }).pipe(Layer.provideMerge(stores))),
+  // the payload goes to S3, where the parent reads it (inline, it would stay in this process's memory store)
+  Effect.provide(Cache.layer({ name: "child-writer", inlineThreshold: 0 }).pipe(Layer.provideMerge(stores))),
   Effect.runPromise
 ).then(
   (result) => {

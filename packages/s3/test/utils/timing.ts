@@ -10,10 +10,15 @@ import * as Effect from "effect/Effect"
 let caches = 0
 
 /** A cache on `blobs` and a memory metadata store (a fresh one unless given). */
-export const cacheOn = (blobs: BlobStore["Type"], metadata?: MetadataStore.MetadataStore["Type"]) =>
+export const cacheOn = (
+  blobs: BlobStore["Type"],
+  metadata?: MetadataStore.MetadataStore["Type"],
+  // payloads to S3 even when small, by default: the fault tests are about the S3 path (inline payloads skip it)
+  inlineThreshold = 0
+) =>
   Effect.gen(function*() {
     const store = metadata ?? (yield* MetadataStore.makeMemory)
-    return yield* Cache.make({ name: `faults-${process.pid}-${++caches}` }).pipe(
+    return yield* Cache.make({ name: `faults-${process.pid}-${++caches}`, inlineThreshold }).pipe(
       Effect.provideService(MetadataStore.MetadataStore, store),
       Effect.provideService(BlobStore, blobs)
     )
