@@ -29,6 +29,7 @@ import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as BlobStore from "./BlobStore.js"
+import * as CacheBus from "./CacheBus.js"
 import * as CacheConfig from "./CacheConfig.js"
 import { type BlobStoreError, type CacheError, CacheInputError } from "./CacheError.js"
 import type * as CacheKey from "./CacheKey.js"
@@ -63,6 +64,8 @@ export interface CachedOptions {
   /** default: the cache's `serializationFormat` (`"auto"`); see `Serializer` for what each format keeps */
   readonly format?: Format | undefined
   readonly schema?: undefined
+  /** how long the value may live in the in-process tier (never past `ttl`); 0: not kept there; default `l1Ttl` */
+  readonly l1Ttl?: Duration.DurationInput | undefined
 }
 
 /**
@@ -79,6 +82,7 @@ export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> {
   readonly schema: S
   /** the schema decides the format */
   readonly format?: undefined
+  readonly l1Ttl?: Duration.DurationInput | undefined
 }
 
 /**
@@ -219,6 +223,7 @@ export interface WrapOptions {
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
   readonly format?: Format | undefined
+  readonly l1Ttl?: Duration.DurationInput | undefined
 }
 
 /**
@@ -456,9 +461,11 @@ export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<Cache,
         : yield* BlobStore.makeMemory
       // added before the cache, so it runs after the cache's own finalizers: pending writes are done by then
       if (local) yield* Effect.addFinalizer(() => maintenance.purge(metadata, blobs))
+      // the records live in this process: a bus of its own keeps its in-process tier (l1MaxEntries) coherent
       return yield* make(options).pipe(
         Effect.provideService(MetadataStore.MetadataStore, metadata),
-        Effect.provideService(BlobStore.BlobStore, blobs)
+        Effect.provideService(BlobStore.BlobStore, blobs),
+        Effect.provideService(CacheBus.CacheBus, yield* CacheBus.makeLocal)
       )
     })
   )

@@ -49,6 +49,22 @@ export interface Options {
    * every payload to the blob store. Default 16384.
    */
   readonly inlineThreshold?: number | undefined
+  /**
+   * The in-process tier (L1): how many entries it keeps; 0 turns it off. Default 0 (off): across processes it serves
+   * an entry until the bus tells it the entry changed, which takes a moment (see the README's "Tiers").
+   */
+  readonly l1MaxEntries?: number | undefined
+  /** the in-process tier's bound in bytes (encoded payloads plus a per-entry overhead); default 64 MiB */
+  readonly l1MaxBytes?: number | undefined
+  /** how long an entry lives in the in-process tier (never past its TTL); a call's `l1Ttl` overrides it; default 60 s */
+  readonly l1Ttl?: Duration.DurationInput | undefined
+  /** while the bus is disconnected (or there is none), how long after it was stored an entry may still be served; 1 s */
+  readonly l1DisconnectedTtl?: Duration.DurationInput | undefined
+  /**
+   * Hand every caller the same decoded value from the in-process tier instead of a copy of its own: faster, and safe
+   * only for values nobody changes. Default false.
+   */
+  readonly l1ShareValues?: boolean | undefined
   /** deadline of each metadata store call; default 1 s */
   readonly metadataTimeout?: Duration.DurationInput | undefined
   /** deadline of each blob store call, plus the time a payload takes at `blobMinThroughput`; default 30 s */
@@ -85,6 +101,11 @@ export interface Resolved {
   readonly compression: Compression
   readonly compressionThreshold: number
   readonly inlineThreshold: number
+  readonly l1MaxEntries: number
+  readonly l1MaxBytes: number
+  readonly l1Ttl: Duration.Duration
+  readonly l1DisconnectedTtl: Duration.Duration
+  readonly l1ShareValues: boolean
   readonly metadataTimeout: Duration.Duration
   readonly blobTimeout: Duration.Duration
   readonly blobMinThroughput: number
@@ -109,6 +130,11 @@ export const defaults: Resolved = {
   compression: "zstd",
   compressionThreshold: 4096,
   inlineThreshold: 16384,
+  l1MaxEntries: 0,
+  l1MaxBytes: 64 * 1024 * 1024,
+  l1Ttl: Duration.seconds(60),
+  l1DisconnectedTtl: Duration.seconds(1),
+  l1ShareValues: false,
   metadataTimeout: Duration.seconds(1),
   blobTimeout: Duration.seconds(30),
   blobMinThroughput: 1024 * 1024,
@@ -204,6 +230,9 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
     if (typeof format !== "string" || format.length === 0) {
       return yield* invalid(method, "serializationFormat must be \"auto\", \"v8\", \"json\", \"bytes\" or a codec name")
     }
+    if (options.l1ShareValues !== undefined && typeof options.l1ShareValues !== "boolean") {
+      return yield* invalid(method, `l1ShareValues must be true or false (got ${String(options.l1ShareValues)})`)
+    }
     const name = options.name ?? defaults.name
     if (typeof name !== "string" || name.length === 0) {
       return yield* invalid(method, "name must be a non-empty string")
@@ -242,6 +271,15 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
         "inlineThreshold",
         method
       ),
+      l1MaxEntries: yield* nonNegativeInteger(options.l1MaxEntries ?? defaults.l1MaxEntries, "l1MaxEntries", method),
+      l1MaxBytes: yield* integer("l1MaxBytes"),
+      l1Ttl: yield* nonNegativeDuration(options.l1Ttl ?? defaults.l1Ttl, "l1Ttl", method),
+      l1DisconnectedTtl: yield* nonNegativeDuration(
+        options.l1DisconnectedTtl ?? defaults.l1DisconnectedTtl,
+        "l1DisconnectedTtl",
+        method
+      ),
+      l1ShareValues: options.l1ShareValues ?? defaults.l1ShareValues,
       metadataTimeout: yield* duration("metadataTimeout"),
       blobTimeout: yield* duration("blobTimeout"),
       blobMinThroughput: yield* integer("blobMinThroughput"),
@@ -259,7 +297,7 @@ type DurationOption =
   | "metadataTimeout"
   | "blobTimeout"
   | "shutdownTimeout"
-type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites" | "blobMinThroughput"
+type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites" | "blobMinThroughput" | "l1MaxBytes"
 
 /**
  * A duration from the environment: a bare number is seconds (as in the seed: `S3CACHE_DEFAULT_TTL=3600`), anything
@@ -292,7 +330,8 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
  * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
  * `S3CACHE_NAME`, `S3CACHE_NAMESPACE`, `S3CACHE_DEFAULT_TTL`, `S3CACHE_MAX_CACHE_ENTRIES`,
  * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_STAMPEDE_LOCK_LEASE`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`,
- * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_INLINE_THRESHOLD`, `S3CACHE_METADATA_TIMEOUT`,
+ * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_INLINE_THRESHOLD`, `S3CACHE_L1_MAX_ENTRIES`, `S3CACHE_L1_MAX_BYTES`,
+ * `S3CACHE_L1_TTL`, `S3CACHE_L1_DISCONNECTED_TTL`, `S3CACHE_L1_SHARE_VALUES`, `S3CACHE_METADATA_TIMEOUT`,
  * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
  * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
  *
@@ -311,6 +350,11 @@ export const config: Config.Config<Options> = Config.nested(
     compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
     compressionThreshold: Config.option(Config.integer("COMPRESSION_THRESHOLD")),
     inlineThreshold: Config.option(Config.integer("INLINE_THRESHOLD")),
+    l1MaxEntries: Config.option(Config.integer("L1_MAX_ENTRIES")),
+    l1MaxBytes: Config.option(Config.integer("L1_MAX_BYTES")),
+    l1Ttl: Config.option(duration("L1_TTL")),
+    l1DisconnectedTtl: Config.option(duration("L1_DISCONNECTED_TTL")),
+    l1ShareValues: Config.option(Config.boolean("L1_SHARE_VALUES")),
     metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),
     blobTimeout: Config.option(duration("BLOB_TIMEOUT")),
     blobMinThroughput: Config.option(Config.integer("BLOB_MIN_THROUGHPUT")),

@@ -19,6 +19,16 @@ import { MetricBoundaries } from "./internal/effect3.js"
 export const hits = Metric.counter("s3cache_hits_total", { description: "calls answered from the cache" })
 
 /**
+ * Hits answered by the in-process tier (also counted in `hits`).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const l1Hits = Metric.counter("s3cache_l1_hits_total", {
+  description: "calls answered from the in-process tier"
+})
+
+/**
  * Calls that ran the effect because no entry was usable (including after a bad entry was dropped).
  *
  * @since 0.1.0
@@ -152,6 +162,7 @@ export const missLatency = Metric.histogram("s3cache_miss_latency_ms", latencyBo
  */
 export interface Instruments {
   readonly hits: typeof hits
+  readonly l1Hits: typeof l1Hits
   readonly misses: typeof misses
   readonly coalesced: typeof coalesced
   readonly errors: typeof errors
@@ -177,6 +188,7 @@ export const instruments = (cacheName: string): Instruments => {
   const tag = <M extends Metric.Metric<any, any, any>>(metric: M): M => Metric.tagged(metric, "cache", cacheName) as M
   return {
     hits: tag(hits),
+    l1Hits: tag(l1Hits),
     misses: tag(misses),
     coalesced: tag(coalesced),
     errors: tag(errors),
@@ -204,6 +216,8 @@ export const instruments = (cacheName: string): Instruments => {
  */
 export interface Stats {
   readonly hits: number
+  /** hits answered by the in-process tier (also in `hits`) */
+  readonly l1Hits: number
   readonly misses: number
   readonly coalesced: number
   readonly errors: number
@@ -229,6 +243,7 @@ export interface Stats {
 export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
   Effect.all({
     hits: Metric.value(metrics.hits),
+    l1Hits: Metric.value(metrics.l1Hits),
     misses: Metric.value(metrics.misses),
     coalesced: Metric.value(metrics.coalesced),
     errors: Metric.value(metrics.errors),
@@ -250,6 +265,7 @@ export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
     const lookups = hitCount + missCount
     return {
       hits: hitCount,
+      l1Hits: s.l1Hits.count,
       misses: missCount,
       coalesced: s.coalesced.count,
       errors: s.errors.count,

@@ -54,3 +54,8 @@ export * as CacheTracing from "./CacheTracing.js"
  * @since 0.2.0
  */
 export * as StoreDeadline from "./StoreDeadline.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as CacheBus from "./CacheBus.js"

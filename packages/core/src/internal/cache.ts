@@ -22,12 +22,14 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
+import { CacheBus } from "../CacheBus.js"
 import * as CacheConfig from "../CacheConfig.js"
 import { MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import { MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
+import * as coherenceModule from "./coherence.js"
 import * as decisions from "./decide.js"
 import { Either, ExecutionStrategy } from "./effect3.js"
 import * as fence from "./fence.js"
@@ -37,6 +39,7 @@ import * as persistModule from "./persist.js"
 import * as plans from "./plan.js"
 import type { Plan } from "./plan.js"
 import * as singleFlight from "./singleFlight.js"
+import type * as Tier from "./tier.js"
 
 /** What one computation gives all the callers that share it. */
 interface Outcome {
@@ -83,6 +86,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         })
     )
   )
+  const coherence = yield* coherenceModule.make(config, yield* Effect.serviceOption(CacheBus))
+  const { tier } = coherence
   const writer = yield* persistModule.make({
     config,
     metadata,
@@ -92,7 +97,9 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     fence: guard,
     storeId,
     writes,
-    housekeeping
+    housekeeping,
+    committed: (plan, snapshot, value) =>
+      coherence.written(plan.namespace, plan.hash, snapshot, config.l1ShareValues ? value : undefined, plan.l1TtlMs)
   })
   yield* Effect.addFinalizer(() => writer.drain)
   const flightScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
@@ -108,7 +115,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     metrics,
     fence: guard,
     locks: lockSet,
-    deleteObjects: writer.deleteObjects
+    deleteObjects: writer.deleteObjects,
+    wait: coherence.wait
   })
 
   // -- the computation all concurrent callers of one key share -------------------------------------------------------
@@ -137,7 +145,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         yield* lease.end(false)
         return { value, snapshot: undefined, result: "miss" }
       }
-      yield* writer.persist(plan, snapshot.right, lease)
+      yield* writer.persist(plan, snapshot.right, value, lease)
       return { value, snapshot: snapshot.right, result: "miss" }
     })
 
@@ -147,11 +155,14 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
    */
   const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => (shared: () => boolean) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
-    Effect.flatMap(Clock.currentTimeNanos, (startedAt) =>
-      Effect.flatMap(decide(plan), (decision): Effect.Effect<singleFlight.Phase<Outcome, E, R>> => {
+    Effect.flatMap(Clock.currentTimeNanos, (startedAt) => {
+      // what the tier dropped after this point (an invalidation) must not come back from this read
+      const generation = tier?.generation() ?? 0
+      return Effect.flatMap(decide(plan), (decision): Effect.Effect<singleFlight.Phase<Outcome, E, R>> => {
         if (decision._tag === "Run") {
           return Effect.succeed({ _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) })
         }
+        if (tier !== undefined && plan.l1TtlMs > 0) keep(plan, decision, startedAt, generation)
         return Effect.flatMap(Clock.currentTimeNanos, (now) =>
           Metric.increment(metrics.hits).pipe(
             Effect.zipRight(Metric.update(metrics.hitLatency, Number(now - startedAt) / 1e6)),
@@ -168,7 +179,19 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
               }
             })
           ))
-      }))
+      })
+    })
+
+  /** A value read from the shared stores, kept in the tier: its bytes (a copy: the value may own the snapshot's). */
+  const keep = (plan: Plan, decision: decisions.Hit, startedAt: bigint, generation: number) => {
+    const now = Number(startedAt / 1_000_000n)
+    tier!.set(plan.namespace, plan.hash, {
+      snapshot: { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) },
+      value: config.l1ShareValues ? decision.value : undefined,
+      storedAt: now,
+      expiresAt: Math.min(now + plan.l1TtlMs, decision.expiresAt)
+    }, generation)
+  }
 
   /** The second phase: the user's effect under the stampede lock (`token`, if taken), then the write of its value. */
   const run = <A, E, R>(
@@ -251,24 +274,48 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             Effect.zipRight(effect)
           ),
         onRight: (plan) =>
-          flights.run(
-            plan.hash,
-            plan.namespace,
-            start(plan, effect),
-            Metric.increment(metrics.coalesced)
-          ).pipe(
-            Effect.flatMap(({ joined, value: outcome }) =>
-              Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
-                Effect.zipRight(valueFor(plan, outcome, joined, effect))
-              )
-            ),
+          (tier === undefined ? shared(plan, effect) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const entry = tier.get(plan.namespace, plan.hash, now)
+            return entry === undefined ? shared(plan, effect) : fromTier(plan, entry, effect)
+          })).pipe(
             Effect.withSpan("Cache.cached", {
               attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
               captureStackTrace: false
             })
-          ) as Effect.Effect<A, E, R>
+          )
       })
     })
+
+  /** The shared tier: the computation of the key in this process, joined or started. */
+  const shared = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    flights.run(plan.hash, plan.namespace, start(plan, effect), Metric.increment(metrics.coalesced)).pipe(
+      Effect.flatMap(({ joined, value: outcome }) =>
+        Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
+          Effect.zipRight(valueFor(plan, outcome, joined, effect))
+        )
+      )
+    )
+
+  /**
+   * A call answered by the in-process tier: a value of its own decoded from the kept bytes, or (`l1ShareValues`) the
+   * kept value itself. A value this call cannot read (another schema) is dropped and looked up in the shared tier.
+   */
+  const fromTier = <A, E, R>(plan: Plan, entry: Tier.Entry, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    (config.l1ShareValues ? Effect.succeed(entry.value) : serializer.restore(entry.snapshot, { schema: plan.schema }))
+      .pipe(
+        Effect.matchEffect({
+          onFailure: () => {
+            tier!.drop(plan.namespace, [plan.hash])
+            return shared(plan, effect)
+          },
+          onSuccess: (value) =>
+            Metric.increment(metrics.hits).pipe(
+              Effect.zipRight(Metric.increment(metrics.l1Hits)),
+              Effect.zipRight(Effect.annotateCurrentSpan("s3cache.result", "l1")),
+              Effect.as(value as A)
+            )
+        })
+      )
 
   const service: Service = {
     config,
@@ -280,7 +327,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       storeId,
       flights,
       fence: guard,
-      deleteObjects: writer.deleteObjects
+      deleteObjects: writer.deleteObjects,
+      coherence
     }),
     stats: CacheMetrics.stats(metrics),
     // a failed write releases its lock after it: wait for that too, so a flushed cache holds no stale lock

@@ -27,9 +27,13 @@ import { uniqueId } from "./random.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
-  | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot }
+  /** `expiresAt`: when the entry's TTL ends (epoch ms, by the writer's clock) */
+  | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot; readonly expiresAt: number }
   /** `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached */
   | { readonly _tag: "Run"; readonly token: string | undefined }
+
+/** @internal */
+export type Hit = Extract<Decision, { readonly _tag: "Hit" }>
 
 const uncached: Decision = { _tag: "Run", token: undefined }
 
@@ -47,11 +51,13 @@ export interface Dependencies {
   readonly locks: Locks
   /** deletes objects, logging (not raising) failures */
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
+  /** sleep until the next poll, or less if the key's computation is reported done */
+  readonly wait: (namespace: string, hash: string, delay: Duration.Duration) => Effect.Effect<void>
 }
 
 /** @internal */
 export const make = (
-  { blobs, config, deleteObjects, fence, locks, metadata, metrics, serializer }: Dependencies
+  { blobs, config, deleteObjects, fence, locks, metadata, metrics, serializer, wait }: Dependencies
 ): (plan: Plan) => Effect.Effect<Decision> => {
   const { fenced, report, withMetadataDeadline } = fence
   const waitMs = Duration.toMillis(config.stampedeLockTtl)
@@ -95,7 +101,7 @@ export const make = (
           // restore from a copy, `cache.ts`). An inline payload may be the store's own memory (the memory store
           // hands out the record it keeps): the value gets a copy.
           serializer.restore(snapshot, { schema: plan.schema, reuse: record.payload === undefined }),
-          (value): Decision => ({ _tag: "Hit", value, snapshot })
+          (value): Decision => ({ _tag: "Hit", value, snapshot, expiresAt: record.createdAt + record.ttlMs })
         )
       )
     )
@@ -198,7 +204,8 @@ export const make = (
                     uncached
                   )
                   : Effect.zipRight(
-                    Effect.sleep(pollDelay(attempt, deadline - now)),
+                    // woken at once when the holder's commit (or an invalidation) is announced on the bus
+                    wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
                     loop(deadline, attempt + 1, retries)
                   )
             )

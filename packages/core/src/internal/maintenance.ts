@@ -16,6 +16,7 @@ import * as CacheConfig from "../CacheConfig.js"
 import { CacheInputError, type MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type * as MetadataStore from "../MetadataStore.js"
+import type { Coherence } from "./coherence.js"
 import type * as fence from "./fence.js"
 import type { SingleFlight } from "./singleFlight.js"
 
@@ -30,6 +31,8 @@ interface Dependencies {
   readonly flights: Pick<SingleFlight, "detach">
   /** deletes objects, logging (not raising) failures: a record already gone makes them orphans, not errors */
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
+  /** the in-process tier and the other instances, told what was removed */
+  readonly coherence: Pick<Coherence, "removed" | "cleared">
 }
 
 /** @internal */
@@ -49,7 +52,7 @@ const maxClearSteps = 1_000_000
  * @internal
  */
 export const make = (
-  { blobs, config, deleteObjects, fence, flights, metadata, storeId }: Dependencies
+  { blobs, coherence, config, deleteObjects, fence, flights, metadata, storeId }: Dependencies
 ): Pick<
   Service,
   "invalidate" | "invalidateKey" | "invalidateNamespace" | "clear" | "cleanupOrphanedObjects" | "hashKey"
@@ -59,9 +62,13 @@ export const make = (
   const namespaceOf = (namespace: string | undefined, method: string) =>
     CacheKey.validateNamespace(namespace ?? config.namespace, method)
 
+  // The tier drops the entry before the store call too: whatever the store's answer (a timeout is an unknown outcome),
+  // this process serves nothing from before the call; after it, the drop is told to the other instances.
   const removeIn = (namespace: string, hash: string, method: string) =>
-    withMetadataDeadline("remove", metadata.remove(namespace, [hash])).pipe(
+    coherence.removed(namespace, [hash]).pipe(
+      Effect.zipRight(withMetadataDeadline("remove", metadata.remove(namespace, [hash]))),
       Effect.tap(() => Effect.sync(() => flights.detach(namespace, hash))),
+      Effect.tap(() => coherence.removed(namespace, [hash])),
       Effect.tap((keys) => deleteObjects(method, keys)),
       Effect.map((keys) => keys.length)
     )
@@ -102,6 +109,7 @@ export const make = (
   const invalidateNamespace: Service["invalidateNamespace"] = (namespace) =>
     Effect.gen(function*() {
       const valid = yield* CacheKey.validateNamespace(namespace, "Cache.invalidateNamespace")
+      yield* coherence.cleared(valid)
       let removed = 0
       for (let step = 0; step < maxClearSteps; step++) {
         const { done, objectKeys } = yield* withMetadataDeadline("clearNamespace", metadata.clearNamespace(valid))
@@ -111,6 +119,7 @@ export const make = (
         if (done) break
       }
       flights.detach(valid)
+      yield* coherence.cleared(valid)
       return removed
     }).pipe(Effect.withSpan("Cache.invalidateNamespace", { attributes: { "s3cache.namespace": namespace } }))
 

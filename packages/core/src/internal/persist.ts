@@ -34,7 +34,7 @@ export interface Persist {
    * Queue the write of `snapshot`; the write owns `lease` from now on and ends it. Past `maxPendingWrites`, the value
    * is not stored (counted in `writesDropped`) and the lease ends at once.
    */
-  readonly persist: (plan: Plan, snapshot: Snapshot, lease: Lease) => Effect.Effect<void>
+  readonly persist: (plan: Plan, snapshot: Snapshot, value: unknown, lease: Lease) => Effect.Effect<void>
   /** would a write queued now be dropped? (then the caller need not snapshot the value for it) */
   readonly full: () => boolean
   /** a value not stored because the queue is full: counted, logged, its lease ended */
@@ -61,11 +61,13 @@ export interface Dependencies {
   readonly writes: FiberSet.FiberSet<void, never>
   /** other background work of the layer: delayed deletions */
   readonly housekeeping: FiberSet.FiberSet<unknown, unknown>
+  /** after a commit: tell the other instances, keep the value in this one's tier */
+  readonly committed: (plan: Plan, snapshot: Snapshot, value: unknown) => Effect.Effect<void>
 }
 
 /** @internal */
 export const make = (
-  { blobs, config, fence, housekeeping, metadata, metrics, serializer, storeId, writes }: Dependencies
+  { blobs, committed, config, fence, housekeeping, metadata, metrics, serializer, storeId, writes }: Dependencies
 ): Effect.Effect<Persist> =>
   Effect.gen(function*() {
     const { fenced, withBlobDeadline, withMetadataDeadline } = fence
@@ -116,7 +118,7 @@ export const make = (
       })
     }
 
-    const write = (plan: Plan, snapshot: Snapshot, lease: Lease): Effect.Effect<void> =>
+    const write = (plan: Plan, snapshot: Snapshot, value: unknown, lease: Lease): Effect.Effect<void> =>
       Effect.gen(function*() {
         // small payloads are stored as they are: decompressing them would cost more than reading their bytes
         const sealed = yield* serializer.seal(
@@ -157,6 +159,7 @@ export const make = (
           // the store refused the commit: no record can reference the object
           return yield* deleteObjects("persist", [objectKey])
         }
+        yield* committed(plan, snapshot, value)
         yield* Metric.increment(metrics.writes)
         yield* Metric.incrementBy(metrics.bytesWritten, sealed.bytes.length)
         yield* Metric.incrementBy(metrics.evictions, result.evicted)
@@ -184,7 +187,7 @@ export const make = (
         Effect.zipRight(lease.end(false))
       )
 
-    const persist: Persist["persist"] = (plan, snapshot, lease) =>
+    const persist: Persist["persist"] = (plan, snapshot, value, lease) =>
       Effect.suspend(() => {
         if (pending >= config.maxPendingWrites) return dropped(lease)
         pending++
@@ -193,7 +196,7 @@ export const make = (
             writes,
             // background work is forked from uninterruptible regions: make it interruptible again, or closing the
             // layer could not stop a write that hangs
-            Effect.interruptible(permits.withPermits(1)(write(plan, snapshot, lease))).pipe(
+            Effect.interruptible(permits.withPermits(1)(write(plan, snapshot, value, lease))).pipe(
               Effect.onExit(() => Effect.suspend(() => Metric.set(metrics.pendingWrites, --pending)))
             )
           )),

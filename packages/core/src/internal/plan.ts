@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import * as CacheConfig from "../CacheConfig.js"
 import { CacheInputError } from "../CacheError.js"
@@ -20,6 +20,8 @@ export interface Plan {
   readonly ttl: Duration.Duration
   readonly format: Format
   readonly schema: Schema.Schema<any, any, never> | undefined
+  /** how long the value may live in the in-process tier, ms (0: not kept there) */
+  readonly l1TtlMs: number
 }
 
 /** The options of one call, as the service method takes them. @internal */
@@ -29,9 +31,10 @@ export interface CallOptions {
   readonly ttl?: Duration.DurationInput | undefined
   readonly format?: Format | undefined
   readonly schema?: Schema.Schema<any, any, never> | undefined
+  readonly l1Ttl?: Duration.DurationInput | undefined
 }
 
-const knownOptions: ReadonlyArray<string> = ["key", "namespace", "ttl", "format", "schema"]
+const knownOptions: ReadonlyArray<string> = ["key", "namespace", "ttl", "format", "schema", "l1Ttl"]
 
 /**
  * Is `u` the options of a call rather than a key? Every plain object is: a record key goes in `{ key: … }`, so no
@@ -87,6 +90,10 @@ export const make = (
 ): Either.Either<Plan, CacheInputError> =>
   Either.flatMap(toOptions(keyOrOptions, method), (options) => {
     const namespace = options.namespace ?? config.namespace
+    const l1Ttl = options.l1Ttl === undefined
+      ? Either.right(config.l1Ttl)
+      : CacheConfig.nonNegativeDuration(options.l1Ttl, "l1Ttl", method)
+    if (Either.isLeft(l1Ttl)) return Either.left(l1Ttl.left)
     return Either.flatMap(
       CacheKey.hash(options.key as CacheKey.CacheKey, { namespace, version: config.keyVersion }, method),
       ({ hash, preview }) =>
@@ -100,7 +107,8 @@ export const make = (
             preview,
             ttl,
             format: options.format ?? config.serializationFormat,
-            schema: options.schema
+            schema: options.schema,
+            l1TtlMs: Math.min(Duration.toMillis(l1Ttl.right), Duration.toMillis(ttl))
           })
         )
     )

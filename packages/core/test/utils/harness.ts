@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as BlobStore from "../../src/BlobStore.js"
 import * as Cache from "../../src/Cache.js"
+import * as CacheBus from "../../src/CacheBus.js"
 import type * as CacheConfig from "../../src/CacheConfig.js"
 import type { CacheInputError } from "../../src/CacheError.js"
 import * as MetadataStore from "../../src/MetadataStore.js"
@@ -29,6 +30,8 @@ export interface HarnessOptions {
   readonly blobs?: (store: BlobService) => Partial<BlobService>
   /** share stores with another harness (two "processes" on one backend) */
   readonly stores?: { readonly metadata: MetadataService; readonly blobs: BlobService }
+  /** the bus between instances (share one between harnesses); none by default */
+  readonly bus?: CacheBus.CacheBus["Type"]
 }
 
 export const makeHarness = (
@@ -50,7 +53,8 @@ export const makeHarness = (
       Effect.provideService(
         BlobStore.BlobStore,
         options.blobs === undefined ? blobs : { ...blobs, honoursDeadline: false, ...options.blobs(blobs) }
-      )
+      ),
+      options.bus === undefined ? (effect) => effect : Effect.provideService(CacheBus.CacheBus, options.bus)
     )
     return { cache, metadata, blobs }
   })

@@ -1,0 +1,238 @@
+/**
+ * The in-process tier (L1): answers without a store call, bounded, never past its TTLs, coherent across instances
+ * through the bus, and what it hands out obeys the mutation rule. Two harnesses on shared stores and one bus stand
+ * for two processes.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
+import * as BlobStore from "../src/BlobStore.js"
+import * as CacheBus from "../src/CacheBus.js"
+import * as MetadataStore from "../src/MetadataStore.js"
+import { counted, type HarnessOptions, makeHarness, waitUntil } from "./utils/harness.js"
+
+const l1 = { l1MaxEntries: 100 }
+
+/** Two "processes" on shared stores, each counting its metadata lookups, with a bus between them. */
+const twoInstances = (cache: HarnessOptions["cache"] = l1) =>
+  Effect.gen(function*() {
+    const stores = { metadata: yield* MetadataStore.makeMemory, blobs: yield* BlobStore.makeMemory }
+    const bus = yield* CacheBus.makeLocal
+    const lookups = { a: 0, b: 0 }
+    const instance = (name: "a" | "b") =>
+      makeHarness({
+        cache,
+        stores,
+        bus,
+        metadata: (store) => ({
+          honoursDeadline: true,
+          lookup: (namespace, hash, options) =>
+            Effect.suspend(() => {
+              lookups[name]++
+              return store.lookup(namespace, hash, options)
+            })
+        })
+      })
+    return { a: (yield* instance("a")).cache, b: (yield* instance("b")).cache, lookups, bus }
+  })
+
+describe("the in-process tier", () => {
+  it.scoped("a value read or written once is answered without a store call, each caller getting its own copy", () =>
+    Effect.gen(function*() {
+      const { a, lookups } = yield* twoInstances()
+      const query = counted({ rows: [1, 2, 3] })
+      const first = yield* a.cached(query.effect, { key: "k" })
+      yield* a.flush
+      const before = lookups.a
+      const second = yield* a.cached(query.effect, { key: "k" })
+      const third = yield* a.cached(query.effect, { key: "k" })
+      assert.strictEqual(lookups.a, before, "the tier answered")
+      assert.strictEqual(query.runs, 1)
+      assert.deepStrictEqual(second, { rows: [1, 2, 3] })
+      assert.notStrictEqual(second, third)
+      second.rows.push(4)
+      assert.deepStrictEqual(third, { rows: [1, 2, 3] })
+      assert.deepStrictEqual(first, { rows: [1, 2, 3] })
+      const stats = yield* a.stats
+      assert.strictEqual(stats.l1Hits, 2)
+      assert.strictEqual(stats.hits, 2)
+    }))
+
+  it.scoped("l1ShareValues hands every caller the same value", () =>
+    Effect.gen(function*() {
+      const { a } = yield* twoInstances({ ...l1, l1ShareValues: true })
+      yield* a.cached(Effect.succeed({ rows: [1] }), { key: "k" })
+      yield* a.flush
+      const x = yield* a.cached(Effect.die("must hit"), { key: "k" })
+      const y = yield* a.cached(Effect.die("must hit"), { key: "k" })
+      assert.strictEqual(x, y)
+    }))
+
+  it.scoped("a write or an invalidation by another instance drops this instance's copy", () =>
+    Effect.gen(function*() {
+      const { a, b } = yield* twoInstances()
+      let version = 1
+      const query = Effect.sync(() => ({ version }))
+      yield* a.cached(query, { key: "k" })
+      yield* a.flush
+      assert.deepStrictEqual(yield* a.cached(query, { key: "k" }), { version: 1 })
+      assert.deepStrictEqual(yield* b.cached(query, { key: "k" }), { version: 1 })
+
+      // b invalidates and writes version 2: a's tier must not answer version 1 any more
+      assert.isTrue(yield* b.invalidateKey("k"))
+      version = 2
+      assert.deepStrictEqual(yield* b.cached(query, { key: "k" }), { version: 2 })
+      yield* b.flush
+      assert.deepStrictEqual(yield* a.cached(Effect.die("must hit"), { key: "k" }), { version: 2 })
+
+      // and a namespace cleared elsewhere is cleared here
+      yield* a.cached(query, { key: "other" })
+      yield* a.flush
+      assert.strictEqual(yield* b.invalidateNamespace("default"), 2)
+      version = 3
+      assert.deepStrictEqual(yield* a.cached(query, { key: "other" }), { version: 3 })
+    }))
+
+  it.scoped("an invalidation in this instance wins: nothing read before it is served after it returns", () =>
+    Effect.gen(function*() {
+      const { a } = yield* twoInstances()
+      let version = 1
+      const query = Effect.sync(() => ({ version }))
+      yield* a.cached(query, { key: "k" })
+      yield* a.flush
+      yield* a.cached(query, { key: "k" })
+      yield* a.invalidateKey("k")
+      version = 2
+      assert.deepStrictEqual(yield* a.cached(query, { key: "k" }), { version: 2 })
+      yield* a.flush
+      yield* a.clear
+      version = 3
+      assert.deepStrictEqual(yield* a.cached(query, { key: "k" }), { version: 3 })
+    }))
+
+  it.scoped("bounded in entries: the least recently used entry leaves the tier, not the store", () =>
+    Effect.gen(function*() {
+      const { a, lookups } = yield* twoInstances({ l1MaxEntries: 2 })
+      for (const key of ["x", "y", "z"]) yield* a.cached(Effect.succeed(key), { key })
+      yield* a.flush
+      const before = lookups.a
+      assert.strictEqual(yield* a.cached(Effect.die("must hit"), { key: "z" }), "z")
+      assert.strictEqual(yield* a.cached(Effect.die("must hit"), { key: "y" }), "y")
+      assert.strictEqual(lookups.a, before, "the two most recent are in the tier")
+      assert.strictEqual(yield* a.cached(Effect.die("must hit"), { key: "x" }), "x")
+      assert.strictEqual(lookups.a, before + 1, "the oldest was read from the store")
+    }))
+
+  it.scoped("bounded in bytes: a value larger than l1MaxBytes is never kept", () =>
+    Effect.gen(function*() {
+      const { a, lookups } = yield* twoInstances({ ...l1, l1MaxBytes: 1000 })
+      yield* a.cached(Effect.succeed("x".repeat(5000)), { key: "big", format: "json" })
+      yield* a.flush
+      const before = lookups.a
+      yield* a.cached(Effect.die("must hit"), { key: "big", format: "json" })
+      assert.strictEqual(lookups.a, before + 1)
+    }))
+
+  it.scoped("an entry lives l1Ttl in the tier (a call's l1Ttl overrides it), and never past its own TTL", () =>
+    Effect.gen(function*() {
+      const { a, lookups } = yield* twoInstances({ ...l1, l1Ttl: "10 seconds" })
+      yield* a.cached(Effect.succeed(1), { key: "layer" })
+      yield* a.cached(Effect.succeed(2), { key: "call", l1Ttl: "2 seconds" })
+      yield* a.cached(Effect.succeed(3), { key: "short", ttl: "1 second" })
+      yield* a.cached(Effect.succeed(4), { key: "none", l1Ttl: 0 })
+      yield* a.flush
+      const lookupsOf = (key: string) =>
+        Effect.gen(function*() {
+          const before = lookups.a
+          yield* a.cached(Effect.succeed(0), { key })
+          return lookups.a - before
+        })
+      assert.strictEqual(yield* lookupsOf("none"), 1, "l1Ttl 0: not kept")
+      assert.strictEqual(yield* lookupsOf("layer"), 0)
+      yield* TestClock.adjust("1500 millis")
+      assert.strictEqual(yield* lookupsOf("call"), 0)
+      assert.strictEqual(yield* a.cached(Effect.succeed(0), { key: "short" }), 0, "past its TTL: a miss")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* lookupsOf("call"), 1, "past the call's l1Ttl")
+      assert.strictEqual(yield* lookupsOf("layer"), 0)
+    }))
+
+  it.scoped("without a bus an entry is served for at most l1DisconnectedTtl", () =>
+    Effect.gen(function*() {
+      let lookups = 0
+      const { cache } = yield* makeHarness({
+        cache: { ...l1, l1DisconnectedTtl: "500 millis" },
+        metadata: (store) => ({
+          lookup: (namespace, hash, options) =>
+            Effect.suspend(() => (lookups++, store.lookup(namespace, hash, options)))
+        })
+      })
+      yield* cache.cached(Effect.succeed(1), { key: "k" })
+      yield* cache.flush
+      const before = lookups
+      yield* cache.cached(Effect.succeed(0), { key: "k" })
+      assert.strictEqual(lookups, before)
+      yield* TestClock.adjust("600 millis")
+      yield* cache.cached(Effect.succeed(0), { key: "k" })
+      assert.strictEqual(lookups, before + 1)
+    }))
+
+  it.scoped("a bus that disconnects bounds the tier; when it connects again the tier starts empty", () =>
+    Effect.gen(function*() {
+      const listeners = new Set<CacheBus.Listener>()
+      const local = yield* CacheBus.makeLocal
+      const bus: CacheBus.CacheBus["Type"] = {
+        publish: local.publish,
+        listen: (listener) =>
+          Effect.zipRight(
+            local.listen(listener),
+            Effect.acquireRelease(Effect.sync(() => listeners.add(listener)), () =>
+              Effect.sync(() => listeners.delete(listener)))
+          )
+      }
+      let lookups = 0
+      const { cache } = yield* makeHarness({
+        cache: { ...l1, l1DisconnectedTtl: "1 hour" },
+        bus,
+        metadata: (store) => ({
+          honoursDeadline: true,
+          lookup: (namespace, hash, options) =>
+            Effect.suspend(() => (lookups++, store.lookup(namespace, hash, options)))
+        })
+      })
+      yield* cache.cached(Effect.succeed(1), { key: "k" })
+      yield* cache.flush
+      const before = lookups
+      for (const listener of listeners) listener.onConnected(false)
+      yield* cache.cached(Effect.succeed(0), { key: "k" })
+      assert.strictEqual(lookups, before, "within l1DisconnectedTtl: still served")
+      for (const listener of listeners) listener.onConnected(true)
+      yield* cache.cached(Effect.succeed(0), { key: "k" })
+      assert.strictEqual(lookups, before + 1, "reconnected: events may have been missed, so the tier was emptied")
+    }))
+})
+
+describe("callers waiting for another process's computation", () => {
+  it.scoped("wake when it commits, without waiting for their next poll", () =>
+    Effect.gen(function*() {
+      const { a, b } = yield* twoInstances({})
+      const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      const slow = Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Deferred.await(gate)),
+        Effect.as({ answer: 42 })
+      )
+      const holder = yield* Effect.fork(a.cached(slow, { key: "k" }))
+      yield* Deferred.await(started)
+      const waiter = yield* Effect.fork(b.cached(Effect.die("the waiter must get the holder's value"), { key: "k" }))
+      // the waiter found the lock held and sleeps until its first poll (TestClock: it never comes by itself)
+      yield* waitUntil(Effect.sync(() => true))
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(holder), { answer: 42 })
+      yield* a.flush
+      // no TestClock.adjust: only the commit's event can wake the waiter
+      assert.deepStrictEqual(yield* Fiber.join(waiter), { answer: 42 })
+    }))
+})
