@@ -21,10 +21,12 @@
  *
  * @since 0.1.0
  */
+import * as CacheBus from "@s3cache/core/CacheBus"
 import * as CacheConfig from "@s3cache/core/CacheConfig"
 import { CacheInputError } from "@s3cache/core/CacheError"
 import { MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -32,6 +34,7 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { ClusterOptions, RedisOptions } from "ioredis"
+import * as bus from "./internal/bus.js"
 import * as client from "./internal/client.js"
 import { ConfigError, Either } from "./internal/effect3.js"
 import * as store from "./internal/store.js"
@@ -100,7 +103,29 @@ const invalid = (description: string) =>
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<MetadataStore["Type"], CacheInputError, Scope.Scope> =>
+): Effect.Effect<MetadataStore["Type"], CacheInputError, Scope.Scope> => Effect.map(connect(options), (_) => _.store)
+
+/**
+ * The store and, on a connection of its own, the bus (`CacheBus`) on the channel `<keyPrefix>bus`: writes and
+ * invalidations reach every instance's in-process tier, and callers waiting for another process's computation wake
+ * when it commits.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWithBus = (
+  options: Options = {}
+): Effect.Effect<
+  { readonly store: MetadataStore["Type"]; readonly bus: CacheBus.CacheBus["Type"] },
+  CacheInputError,
+  Scope.Scope
+> =>
+  Effect.flatMap(
+    connect(options),
+    ({ keyPrefix, redis, store }) => Effect.map(bus.make(redis, `${keyPrefix}bus`), (bus) => ({ store, bus }))
+  )
+
+const connect = (options: Options) =>
   Effect.gen(function*() {
     const method = "RedisMetadataStore.make"
     const keyPrefix = options.keyPrefix ?? "qc:"
@@ -162,11 +187,15 @@ export const make = (
         )
     )
     yield* waitUntilReady(redis, awaitReady)
-    return store.make(client.defineScripts(redis), {
+    return {
       keyPrefix,
-      removeBatchSize,
-      lruResolutionUs: Math.round(Duration.toMillis(lruResolution) * 1000)
-    })
+      redis,
+      store: store.make(client.defineScripts(redis), {
+        keyPrefix,
+        removeBatchSize,
+        lruResolutionUs: Math.round(Duration.toMillis(lruResolution) * 1000)
+      })
+    }
   })
 
 const waitUntilReady = (redis: client.Client, budget: Duration.Duration) =>
@@ -190,8 +219,13 @@ const waitUntilReady = (redis: client.Client, budget: Duration.Duration) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<MetadataStore, CacheInputError> =>
-  Layer.scoped(MetadataStore, make(options))
+export const layer = (options: Options = {}): Layer.Layer<MetadataStore | CacheBus.CacheBus, CacheInputError> =>
+  Layer.scopedContext(
+    Effect.map(
+      makeWithBus(options),
+      ({ bus, store }) => Context.make(MetadataStore, store).pipe(Context.add(CacheBus.CacheBus, bus))
+    )
+  )
 
 /**
  * Options from `S3CACHE_*` variables: `S3CACHE_REDIS_URL`, `S3CACHE_REDIS_CLUSTER_NODES` (`host:port,host:port`),
@@ -236,5 +270,5 @@ export const config: Config.Config<Options> = Config.nested(
  */
 export const layerConfig = (
   options: Config.Config<Options> = config
-): Layer.Layer<MetadataStore, CacheInputError | ConfigError.ConfigError> =>
-  Layer.scoped(MetadataStore, Effect.flatMap(options, make))
+): Layer.Layer<MetadataStore | CacheBus.CacheBus, CacheInputError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(options, layer))
