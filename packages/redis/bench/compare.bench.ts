@@ -27,10 +27,18 @@ import type { ContenderKind, WorkerConfig, WorkerResult } from "./compareWorker.
  * `"s3cache-no-zstd": { cache: { compression: "none" } }`.
  */
 const s3cacheVariants: Record<string, {
+  readonly label?: string
   readonly cache?: Record<string, unknown>
   readonly redis?: Record<string, unknown>
 }> = {
-  s3cache: {}
+  s3cache: { label: "s3cache, Redis + memory blobs" },
+  // the in-process tier in front: each hit decodes a copy of its own (bentocache's memory tier serializes too)
+  "s3cache-l1": { label: "s3cache, L1 + Redis", cache: { l1MaxEntries: 10_000 } },
+  // the user vouches that values are never changed: the tier hands out the decoded value itself
+  "s3cache-l1-shared": {
+    label: "s3cache, L1 (l1ShareValues) + Redis",
+    cache: { l1MaxEntries: 10_000, l1ShareValues: true }
+  }
 }
 
 const contenders: ReadonlyArray<{ readonly name: string; readonly kind: ContenderKind; readonly label: string }> = [
@@ -40,7 +48,7 @@ const contenders: ReadonlyArray<{ readonly name: string; readonly kind: Contende
   ...Object.keys(s3cacheVariants).map((name) => ({
     name,
     kind: "s3cache" as const,
-    label: name === "s3cache" ? "s3cache, Redis + memory blobs" : name
+    label: s3cacheVariants[name]!.label ?? name
   }))
 ]
 
