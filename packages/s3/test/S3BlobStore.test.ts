@@ -5,6 +5,7 @@
 import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import { BlobStore } from "@s3cache/core/BlobStore"
+import * as CacheTracing from "@s3cache/core/CacheTracing"
 import { assertSameBytes, randomBytes } from "@s3cache/core/test/BlobStoreSuite"
 import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -150,30 +151,40 @@ describe("S3BlobStore on s3rver", () => {
     30_000
   )
 
-  it.scopedLive("BlobStore.get runs in a client span with OpenTelemetry attributes", () =>
-    Effect.gen(function*() {
-      const { server } = yield* env
-      const store = yield* S3BlobStore.make(storeOptions(server, bucket))
-      const spans: Array<Tracer.Span> = []
-      const base = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (...args) => {
-          const span = base.span(...args)
-          spans.push(span)
-          return span
-        },
-        context: base.context
-      })
-      yield* store.get("spans/absent").pipe(Effect.withTracer(recording))
-      const span = spans.find((span) => span.name === "BlobStore.get")
-      assert.isDefined(span)
-      assert.strictEqual(span!.kind, "client")
-      assert.strictEqual(span!.attributes.get("rpc.system"), "aws-api")
-      assert.strictEqual(span!.attributes.get("rpc.service"), "S3")
-      assert.strictEqual(span!.attributes.get("server.address"), "127.0.0.1")
-      assert.strictEqual(span!.attributes.get("aws.s3.bucket"), bucket)
-      assert.strictEqual(span!.attributes.get("aws.s3.key"), "query-cache/spans/absent")
-    }), 30_000)
+  it.scopedLive(
+    "BlobStore.get runs in a client span with OpenTelemetry attributes, where inner spans are on",
+    () =>
+      Effect.gen(function*() {
+        const { server } = yield* env
+        const store = yield* S3BlobStore.make(storeOptions(server, bucket))
+        const spans: Array<Tracer.Span> = []
+        const base = yield* Effect.tracer
+        const recording = Tracer.make({
+          span: (...args) => {
+            const span = base.span(...args)
+            spans.push(span)
+            return span
+          },
+          context: base.context
+        })
+        // Off by default, as the inner spans of every store: a small hit would pay more for the span than for itself.
+        yield* store.get("spans/absent").pipe(Effect.withTracer(recording))
+        assert.isUndefined(spans.find((span) => span.name === "BlobStore.get"))
+        yield* store.get("spans/absent").pipe(
+          Effect.provideService(CacheTracing.InnerSpans, true),
+          Effect.withTracer(recording)
+        )
+        const span = spans.find((span) => span.name === "BlobStore.get")
+        assert.isDefined(span)
+        assert.strictEqual(span!.kind, "client")
+        assert.strictEqual(span!.attributes.get("rpc.system"), "aws-api")
+        assert.strictEqual(span!.attributes.get("rpc.service"), "S3")
+        assert.strictEqual(span!.attributes.get("server.address"), "127.0.0.1")
+        assert.strictEqual(span!.attributes.get("aws.s3.bucket"), bucket)
+        assert.strictEqual(span!.attributes.get("aws.s3.key"), "query-cache/spans/absent")
+      }),
+    30_000
+  )
 
   it.scopedLive("layerConfig reads the S3CACHE_* variables", () =>
     Effect.gen(function*() {

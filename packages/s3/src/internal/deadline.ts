@@ -3,8 +3,8 @@
  *
  * The SDK's `requestTimeout` stops counting once the headers arrive, so a body that trickles in never times out
  * (RELIABILITY.md). Here every operation runs under one `AbortSignal` that fires when the caller is interrupted or
- * when the budget runs out, and the returned promise settles by the deadline even if some layer below ignores the
- * signal: a store call can never outlive its budget.
+ * when the budget runs out, and the operation settles by the deadline even if some layer below ignores the signal: a
+ * store call can never outlive its budget.
  *
  * @since 0.1.0
  */
@@ -20,6 +20,8 @@ export interface Window {
   /** `Date.now()` when the operation started */
   readonly startedAt: number
   readonly budgetMs: number
+  /** the cache's deadline for the whole store call (`StoreDeadline`), which no budget or extension passes */
+  readonly limitAt: number
 }
 
 /** @internal */
@@ -32,45 +34,60 @@ export interface Deadline {
 }
 
 /**
- * Run `f` under a budget of `budgetMs`, also aborted by `interrupt` (the signal `Effect.tryPromise` hands out).
+ * Start `f` under a budget of `window`; `onSuccess` or `onFailure` is called once, by the deadline at the latest,
+ * even if some layer below ignores the signal. The returned function interrupts: it aborts the signal (with no
+ * reason of its own: the SDK and `readBody` then fail with an `AbortError`) and stops the timer; neither callback
+ * is called after it.
+ *
+ * Callbacks rather than a promise, so that the Effect wrapper (`request`) hands the result straight to its fiber:
+ * one timer and one `AbortController` per attempt, no promise race, no listener on a second signal.
  *
  * @internal
  */
-export const withDeadline = <A>(
-  interrupt: AbortSignal,
+export const runWithDeadline = <A>(
   window: Window,
-  f: (deadline: Deadline) => Promise<A>
-): Promise<A> => {
+  f: (deadline: Deadline) => Promise<A>,
+  onSuccess: (value: A) => void,
+  onFailure: (error: unknown) => void
+): () => void => {
   const controller = new AbortController()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  let budget = window.budgetMs
+  const signal = controller.signal
   const started = window.startedAt
-  let expire: (error: DeadlineExceeded) => void = () => {}
-  const expired = new Promise<never>((_, reject) => {
-    expire = reject
-  })
-  // Nobody may be listening when the deadline fires after `f` settled.
-  expired.catch(() => {})
-  const arm = () => {
-    if (timer !== undefined) clearTimeout(timer)
-    timer = setTimeout(() => {
-      const error = new DeadlineExceeded(budget)
-      controller.abort(error)
-      expire(error)
-    }, Math.max(0, started + budget - Date.now()))
+  const limit = window.limitAt
+  let budget = window.budgetMs
+  const end = () => Math.min(started + budget, limit)
+  let settled = false
+  let timer: ReturnType<typeof setTimeout>
+  const fail = (error: unknown) => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    // Whatever `f` still has in flight after failing (a request whose promise ignored the signal) is cut off now.
+    // After a success nothing is: `f` resolves only once its request and body are done.
+    if (!signal.aborted) controller.abort(new DeadlineExceeded(budget))
+    onFailure(error)
   }
-  const onInterrupt = () => controller.abort(interrupt.reason)
-  if (interrupt.aborted) onInterrupt()
-  else interrupt.addEventListener("abort", onInterrupt, { once: true })
-  arm()
+  // `extend` only moves the deadline; the timer, when it fires early, waits for the rest (no timer re-armed on the
+  // hot path of every get).
+  const expire = () => {
+    if (settled) return
+    const left = end() - Date.now()
+    if (left > 0) {
+      timer = setTimeout(expire, left)
+      return
+    }
+    const error = new DeadlineExceeded(budget)
+    // Aborting first: the layers below see why, and `fail` does not abort again.
+    controller.abort(error)
+    fail(error)
+  }
+  timer = setTimeout(expire, Math.max(0, end() - Date.now()))
   const deadline: Deadline = {
-    signal: controller.signal,
+    signal,
     extend: (ms) => {
-      if (ms <= 0 || controller.signal.aborted) return
-      budget += ms
-      arm()
+      if (ms > 0 && !settled && !signal.aborted) budget += ms
     },
-    remaining: () => Math.max(1, started + budget - Date.now())
+    remaining: () => Math.max(1, end() - Date.now())
   }
   let running: Promise<A>
   try {
@@ -78,12 +95,18 @@ export const withDeadline = <A>(
   } catch (error) {
     running = Promise.reject(error)
   }
-  return Promise.race([running, expired]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer)
-    interrupt.removeEventListener("abort", onInterrupt)
-    // Whatever `f` still has in flight (a request whose promise ignored the signal) is cut off now.
-    if (!controller.signal.aborted) controller.abort(new DeadlineExceeded(budget))
-  })
+  running.then((value) => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    onSuccess(value)
+  }, fail)
+  return () => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    if (!signal.aborted) controller.abort()
+  }
 }
 
 const isReadable = (body: unknown): body is Readable => body instanceof Readable

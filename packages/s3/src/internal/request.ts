@@ -5,9 +5,10 @@
  * @since 0.1.0
  */
 import type { BlobStoreError } from "@s3cache/core/CacheError"
+import * as StoreDeadline from "@s3cache/core/StoreDeadline"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { type Deadline, type Window, withDeadline } from "./deadline.js"
+import { type Deadline, runWithDeadline, type Window } from "./deadline.js"
 import { type ErrorContext, isRetryable, toBlobStoreError } from "./errors.js"
 
 /**
@@ -23,7 +24,7 @@ const backoff = Schedule.exponential("50 millis", 2).pipe(Schedule.jittered)
  * @internal
  */
 export const startWindow = (budgetMs: number): Effect.Effect<Window> =>
-  Effect.sync(() => ({ startedAt: Date.now(), budgetMs }))
+  Effect.map(StoreDeadline.StoreDeadline, (limitAt) => ({ startedAt: Date.now(), budgetMs, limitAt }))
 
 /**
  * Run one request (and its retries) inside `window`. `f` gets the deadline's signal, which it must hand to
@@ -37,9 +38,16 @@ export const request = <A>(
   attempts: number,
   f: (deadline: Deadline) => Promise<A>
 ): Effect.Effect<A, BlobStoreError> => {
-  const once = Effect.tryPromise({
-    try: (interrupt) => withDeadline(interrupt, window, f),
-    catch: (error) => toBlobStoreError(context, error)
+  // `Effect.async` rather than `Effect.tryPromise`: the deadline's own controller is the only one, and an
+  // interruption aborts it directly (tryPromise would add a second controller and a promise in between).
+  const once = Effect.async<A, BlobStoreError>((resume) => {
+    const interrupt = runWithDeadline(
+      window,
+      f,
+      (value) => resume(Effect.succeed(value)),
+      (error) => resume(Effect.failSync(() => toBlobStoreError(context, error)))
+    )
+    return Effect.sync(interrupt)
   })
   return attempts <= 1 ? once : Effect.retry(once, { schedule: backoff, times: attempts - 1, while: isRetryable })
 }

@@ -14,13 +14,14 @@ import {
 import type { BlobInfo, BlobStore, DeleteResult } from "@s3cache/core/BlobStore"
 import * as BlobStoreModule from "@s3cache/core/BlobStore"
 import type { BlobStoreError } from "@s3cache/core/CacheError"
+import * as CacheTracing from "@s3cache/core/CacheTracing"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Client } from "./client.js"
-import { readBody } from "./deadline.js"
+import { type Deadline, readBody } from "./deadline.js"
 import { Either } from "./effect3.js"
 import { errorCode, ProtocolViolation, statusOf, toBlobStoreError } from "./errors.js"
 import * as multipart from "./multipart.js"
@@ -55,10 +56,10 @@ export const make = (dependencies: Dependencies): BlobStore["Type"] => {
     "aws.s3.bucket": Bucket,
     "s3cache.blob_store": "s3"
   }
-  const span = (attributes: Record<string, unknown>) => ({
-    kind: "client" as const,
-    attributes: { ...baseAttributes, ...attributes }
-  })
+  // Inner spans, as every store's: only where `CacheTracing.InnerSpans` is on (they cost more than a small hit), and
+  // without a stack trace (a `new Error()` on every call).
+  const withSpan = (name: string, attributes: Record<string, unknown>) =>
+    CacheTracing.withInnerSpan(name, { kind: "client", attributes: { ...baseAttributes, ...attributes } })
 
   const put = (key: string, bytes: Uint8Array): Effect.Effect<void, BlobStoreError> =>
     Effect.gen(function*() {
@@ -81,39 +82,35 @@ export const make = (dependencies: Dependencies): BlobStore["Type"] => {
           sendOptions(deadline)
         ))
     }).pipe(
-      Effect.withSpan(
-        "BlobStore.put",
-        span({
-          "rpc.method": bytes.byteLength >= resolved.multipartThreshold ? "CreateMultipartUpload" : "PutObject",
-          "aws.s3.key": s3Key(resolved, key),
-          "s3cache.object_size": bytes.byteLength
-        })
-      )
+      withSpan("BlobStore.put", {
+        "rpc.method": bytes.byteLength >= resolved.multipartThreshold ? "CreateMultipartUpload" : "PutObject",
+        "aws.s3.key": s3Key(resolved, key),
+        "s3cache.object_size": bytes.byteLength
+      })
     )
 
-  const get = (key: string): Effect.Effect<Option.Option<Uint8Array>, BlobStoreError> =>
-    Effect.gen(function*() {
-      yield* BlobStoreModule.validateObjectKey("get", key)
-      const window = yield* startWindow(resolved.timeoutMs)
-      return yield* request({ resolved, method: "get", key }, window, resolved.getAttempts, async (deadline) => {
-        let output
-        try {
-          output = await client.s3.send(
-            new GetObjectCommand({ Bucket, Key: s3Key(resolved, key) }),
-            sendOptions(deadline)
-          )
-        } catch (error) {
-          if (isAbsent(error)) return Option.none()
-          throw error
-        }
-        // The budget was for the request; a large body gets the time it needs at the slowest accepted throughput.
-        const length = output.ContentLength
-        if (length !== undefined) deadline.extend(budgetMs(resolved, length) - resolved.timeoutMs)
-        return Option.some(await readBody(output.Body, length, deadline.signal))
-      })
-    }).pipe(
-      Effect.withSpan("BlobStore.get", span({ "rpc.method": "GetObject", "aws.s3.key": s3Key(resolved, key) }))
+  // The hot path of every cache hit: as few Effect steps as the budget, the retries and the span need.
+  const get = (key: string): Effect.Effect<Option.Option<Uint8Array>, BlobStoreError> => {
+    const Key = s3Key(resolved, key)
+    const read = async (deadline: Deadline) => {
+      let output
+      try {
+        output = await client.s3.send(new GetObjectCommand({ Bucket, Key }), sendOptions(deadline))
+      } catch (error) {
+        if (isAbsent(error)) return Option.none()
+        throw error
+      }
+      // The budget was for the request; a large body gets the time it needs at the slowest accepted throughput.
+      const length = output.ContentLength
+      if (length !== undefined) deadline.extend(budgetMs(resolved, length) - resolved.timeoutMs)
+      return Option.some(await readBody(output.Body, length, deadline.signal))
+    }
+    return BlobStoreModule.validateObjectKey("get", key).pipe(
+      Effect.zipRight(startWindow(resolved.timeoutMs)),
+      Effect.flatMap((window) => request({ resolved, method: "get", key }, window, resolved.getAttempts, read)),
+      withSpan("BlobStore.get", { "rpc.method": "GetObject", "aws.s3.key": Key })
     )
+  }
 
   const deleteBatch = (keys: ReadonlyArray<string>): Effect.Effect<DeleteResult, BlobStoreError> =>
     Effect.flatMap(
@@ -175,12 +172,7 @@ export const make = (dependencies: Dependencies): BlobStore["Type"] => {
         }
       })
       return { deleted, failed }
-    }).pipe(
-      Effect.withSpan(
-        "BlobStore.delete",
-        span({ "rpc.method": "DeleteObjects", "s3cache.object_count": keys.length })
-      )
-    )
+    }).pipe(withSpan("BlobStore.delete", { "rpc.method": "DeleteObjects", "s3cache.object_count": keys.length }))
 
   const listPage = (
     prefix: string,
@@ -231,13 +223,21 @@ export const make = (dependencies: Dependencies): BlobStore["Type"] => {
         Stream.paginateChunkEffect(undefined as string | undefined, (token) => listPage(valid, token))
       ),
       Stream.unwrap,
-      Stream.withSpan(
-        "BlobStore.list",
-        span({ "rpc.method": "ListObjectsV2", "aws.s3.key": s3Key(resolved, prefix), "s3cache.prefix": prefix })
-      )
+      // A listing is long and rare: always in a span, as in the other stores.
+      Stream.withSpan("BlobStore.list", {
+        kind: "client",
+        attributes: {
+          ...baseAttributes,
+          "rpc.method": "ListObjectsV2",
+          "aws.s3.key": s3Key(resolved, prefix),
+          "s3cache.prefix": prefix
+        },
+        captureStackTrace: false
+      })
     )
 
-  return { put, get, delete: delete_, list }
+  // every operation's window ends by the cache's deadline (`startWindow`), whatever its own budget
+  return { honoursDeadline: true, put, get, delete: delete_, list }
 }
 
 /**
