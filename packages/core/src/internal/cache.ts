@@ -13,6 +13,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -20,6 +21,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import { CacheBus } from "../CacheBus.js"
@@ -31,7 +33,7 @@ import { MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
 import * as coherenceModule from "./coherence.js"
 import * as decisions from "./decide.js"
-import { Either, ExecutionStrategy } from "./effect3.js"
+import { DefaultServices, Either, ExecutionStrategy } from "./effect3.js"
 import * as fence from "./fence.js"
 import * as locks from "./locks.js"
 import * as maintenance from "./maintenance.js"
@@ -278,10 +280,14 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             const entry = tier.get(plan.namespace, plan.hash, now)
             return entry === undefined ? shared(plan, effect) : fromTier(plan, entry, effect)
           })).pipe(
-            Effect.withSpan("Cache.cached", {
-              attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
-              captureStackTrace: false
-            })
+            (call) =>
+              // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody
+              Effect.tracerWith((tracer) =>
+                tracer === nativeTracer ? call : Effect.withSpan(call, "Cache.cached", {
+                  attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
+                  captureStackTrace: false
+                })
+              )
           )
       })
     })
@@ -339,6 +345,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   }
   return service
 })
+
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** `effect`, run once successfully and remembered; a failure is not remembered, so the next call tries again. */
 const memoizeSuccess = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Effect.Effect<A, E>> =>
