@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Tracer from "effect/Tracer"
 import { MetadataStoreError } from "../src/CacheError.js"
+import * as CacheTracing from "../src/CacheTracing.js"
 import { BlobStore, Cache, CacheMetrics, MetadataStore } from "../src/index.js"
 import { makeHarness, uniqueName, waitUntil } from "./utils/harness.js"
 
@@ -70,6 +71,28 @@ describe("observability", () => {
       )
       assert.deepStrictEqual(results.slice(0, 3).sort(), ["coalesced", "coalesced", "miss"])
       assert.deepStrictEqual(results.slice(3), ["hit", "bypass"])
+    }))
+
+  it.scoped("inner spans only with CacheTracing.InnerSpans; no Cache.cached span under Effect's built-in tracer", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = yield* recordingTracer
+      const { cache } = yield* makeHarness()
+      yield* cache.cached(Effect.succeed(1), { key: "k" }).pipe(Effect.withTracer(tracer))
+      yield* cache.flush
+      assert.deepStrictEqual(spans.map((span) => span.name), ["Cache.cached", "Cache.persist"])
+      spans.length = 0
+      yield* cache.cached(Effect.succeed(1), { key: "k" }).pipe(
+        Effect.withTracer(tracer),
+        Effect.provideService(CacheTracing.InnerSpans, true)
+      )
+      const names = spans.map((span) => span.name)
+      assert.includeMembers(names, ["Cache.cached", "Serializer.unseal", "Serializer.restore", "BlobStore.get"])
+      // the built-in tracer: the effect runs in its caller's span, not in one of the cache's
+      const seen = yield* cache.cached(
+        Effect.map(Effect.option(Effect.currentSpan), (span) => span._tag === "Some" ? span.value.name : "none"),
+        { key: "fresh" }
+      ).pipe(Effect.withSpan("caller"))
+      assert.strictEqual(seen, "caller")
     }))
 
   it.scoped("one warning per kind of bad input: an invalid TTL does not hide an invalid namespace", () =>
