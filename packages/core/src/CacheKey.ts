@@ -227,6 +227,11 @@ export interface HashOptions {
   readonly version?: string | undefined
 }
 
+// One-shot `crypto.hash` (Node 20.12+) is about twice as fast as a `Hash` object for a key; the same digest.
+const sha256Hex: (text: string) => string = typeof crypto.hash === "function"
+  ? (text) => crypto.hash("sha256", text, "hex")
+  : (text) => crypto.createHash("sha256").update(text).digest("hex")
+
 /**
  * The entry hash of a key in a namespace (sha256, 64 hex characters).
  *
@@ -250,15 +255,9 @@ export const hash = (
     validateNamespace(options.namespace ?? defaultNamespace, method),
     (namespace) =>
       Either.map(encode(key, method), (encoded) => ({
-        hash: crypto.createHash("sha256")
-          .update(encodingVersion)
-          .update("\u0000")
-          .update(options.version ?? defaultVersion)
-          .update("\u0000")
-          .update(namespace)
-          .update("\u0000")
-          .update(encoded)
-          .digest("hex"),
+        hash: sha256Hex(
+          `${encodingVersion}\u0000${options.version ?? defaultVersion}\u0000${namespace}\u0000${encoded}`
+        ),
         preview: preview(typeof key === "string" ? normalize(key) : encoded, 200)
       }))
   )

@@ -41,14 +41,22 @@ export const layerInnerSpans: Layer.Layer<never> = Layer.succeedContext(Context.
 
 /**
  * `Effect.withSpan`, only where `InnerSpans` is on: for stores and codecs, whose spans are the inner ones. The span
- * captures no stack trace.
+ * captures no stack trace. `options` may be a function, called only where the span is made: attributes then cost
+ * nothing while inner spans are off.
  *
  * @since 0.2.0
  * @category combinators
  */
 export const withInnerSpan =
-  (name: string, options?: Tracer.SpanOptions) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  (name: string, options?: Tracer.SpanOptions | (() => Tracer.SpanOptions)) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.flatMap(
       InnerSpans,
-      (on) => on ? Effect.withSpan(self, name, { captureStackTrace: false, ...options }) : self
+      (on) =>
+        on
+          ? Effect.withSpan(self, name, {
+            captureStackTrace: false,
+            ...(typeof options === "function" ? options() : options)
+          })
+          : self
     )

@@ -35,8 +35,10 @@ export const isCompression = (name: string): name is Compression =>
   name === "zstd" || name === "gzip" || name === "none"
 
 /** @internal */
-export const checksumOf = (bytes: Uint8Array): string =>
-  "sha256:" + Crypto.createHash("sha256").update(bytes).digest("hex")
+export const checksumOf: (bytes: Uint8Array) => string = typeof Crypto.hash === "function"
+  // one-shot (Node 20.12+): the same digest without a `Hash` object, which costs more than hashing a small payload
+  ? (bytes) => "sha256:" + Crypto.hash("sha256", bytes, "hex")
+  : (bytes) => "sha256:" + Crypto.createHash("sha256").update(bytes).digest("hex")
 
 // zstd and zlib want a Buffer; a view over the same memory spares a copy of a large payload.
 const asBuffer = (bytes: Uint8Array): Buffer =>

@@ -75,26 +75,32 @@ export const make = (
     return parsed !== undefined && parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
   }
 
-  /** The stored bytes: inline in the record, or the object's. */
-  const storedBytes = (record: EntryRecord): Effect.Effect<Uint8Array, BlobStoreError> =>
-    record.payload !== undefined
-      ? Effect.succeed(record.payload)
-      : fence.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
-        Effect.flatMap((bytes) =>
-          Option.isNone(bytes)
-            ? new BlobStoreError({
-              reason: "Protocol",
-              method: "get",
-              key: record.objectKey,
-              description: "the entry's object does not exist (deleted, or lost)"
-            })
-            : Effect.as(Metric.incrementBy(metrics.bytesRead, bytes.value.length), bytes.value)
-        )
+  /** The stored bytes of a record whose payload is not inline: its object's. */
+  const objectBytes = (record: EntryRecord): Effect.Effect<Uint8Array, BlobStoreError> =>
+    fence.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
+      Effect.flatMap((bytes) =>
+        Option.isNone(bytes)
+          ? new BlobStoreError({
+            reason: "Protocol",
+            method: "get",
+            key: record.objectKey,
+            description: "the entry's object does not exist (deleted, or lost)"
+          })
+          : Effect.as(Metric.incrementBy(metrics.bytesRead, bytes.value.length), bytes.value)
       )
+    )
 
-  const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> =>
-    storedBytes(record).pipe(
-      Effect.flatMap((bytes) => serializer.unseal(bytes, { ...record, schema: plan.schema })),
+  const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> => {
+    // the fields `unseal` reads, named: a spread of the whole record costs more than the rest of this step
+    const unseal = (bytes: Uint8Array) =>
+      serializer.unseal(bytes, {
+        format: record.format,
+        compression: record.compression,
+        checksum: record.checksum,
+        codecVersion: record.codecVersion,
+        schema: plan.schema
+      })
+    return (record.payload !== undefined ? unseal(record.payload) : Effect.flatMap(objectBytes(record), unseal)).pipe(
       Effect.flatMap((snapshot) =>
         Effect.map(
           // An object's bytes are this call's own: the first caller may own the decompressed bytes, no copy (joiners
@@ -105,6 +111,7 @@ export const make = (
         )
       )
     )
+  }
 
   /**
    * Drop a provably bad entry: the record, only if it still names the object judged bad (a record written meanwhile
@@ -176,11 +183,16 @@ export const make = (
       )
     }
 
-    const loop = (deadline: number, attempt: number, retries: number): Effect.Effect<Decision, unknown> =>
-      Effect.flatMap(locks.lookup(plan, token), (result) => {
+    // `now`: the clock's time, read once per lookup and shared with the lock bookkeeping
+    const loop = (deadline: number, attempt: number, retries: number, now: number): Effect.Effect<Decision, unknown> =>
+      Effect.flatMap(locks.lookup(plan, token, now), (result) => {
         switch (result._tag) {
           case "Hit":
-            return onHit(result.record, retries, Effect.suspend(() => loop(deadline, attempt, retries - 1)))
+            return onHit(
+              result.record,
+              retries,
+              Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt, retries - 1, now))
+            )
           case "Acquired":
             return Effect.succeed<Decision>({ _tag: "Run", token })
           case "Busy":
@@ -206,13 +218,13 @@ export const make = (
                   : Effect.zipRight(
                     // woken at once when the holder's commit (or an invalidation) is announced on the bus
                     wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
-                    loop(deadline, attempt + 1, retries)
+                    Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt + 1, retries, now))
                   )
             )
         }
       })
 
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries)).pipe(
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries, now)).pipe(
       (effect) => fenced("lookup", "the effect runs uncached", effect, () => uncached),
       Effect.tap((decision) =>
         decision._tag === "Run" && decision.token === undefined ? Metric.increment(metrics.bypassed) : Effect.void

@@ -41,8 +41,11 @@ export interface Lease {
 
 /** @internal */
 export interface Locks {
-  /** `MetadataStore.lookup` under the metadata deadline, keeping track of the token whatever the outcome */
-  readonly lookup: (target: LockTarget, token: string) => Effect.Effect<LookupResult, MetadataStoreError>
+  /**
+   * `MetadataStore.lookup` under the metadata deadline, keeping track of the token whatever the outcome. `now`: the
+   * clock's time (ms), which the caller has just read.
+   */
+  readonly lookup: (target: LockTarget, token: string, now: number) => Effect.Effect<LookupResult, MetadataStoreError>
   /** renew the lock that `lookup` acquired under `token` until the lease ends */
   readonly hold: (target: LockTarget, token: string) => Effect.Effect<Lease>
   /** release every lock still held (closing the cache), each under the metadata deadline */
@@ -104,8 +107,8 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       )
     )
 
-  const lookup: Locks["lookup"] = (target, token) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  const lookup: Locks["lookup"] = (target, token, now) =>
+    Effect.suspend(() => {
       prune(now)
       tokens.set(token, { target, until: Infinity, orphan: false })
       // The call may take the lock on the server while its answer is lost or late (a timeout, a dropped connection):

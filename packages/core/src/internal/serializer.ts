@@ -96,37 +96,45 @@ export const make = (options: Options): Service => {
       })
     )
 
+  // Plain code in one `suspend` rather than a generator: it runs on every hit.
   const unsealWith = (
     bytes: Uint8Array,
     options: DecodeOptions,
     copyBytes: boolean
   ): Effect.Effect<readonly [Snapshot, Formats.Decoder], SerializationError> =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const { compression, format } = options
       // written so that a missing or NaN version is refused as well
       if (!(options.codecVersion <= codecVersion)) {
-        return yield* new SerializationError({
-          reason: "UnsupportedFormat",
-          format,
-          description:
-            `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
-        })
+        return Effect.fail(
+          new SerializationError({
+            reason: "UnsupportedFormat",
+            format,
+            description:
+              `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
+          })
+        )
       }
       const decoder = decoderFor(format, options.schema, copyBytes)
-      if (decoder instanceof SerializationError) return yield* decoder
-      if (!isCompression(compression)) return yield* unknownCompression(format, compression, true)
+      if (decoder instanceof SerializationError) return Effect.fail(decoder)
+      if (!isCompression(compression)) return Effect.fail(unknownCompression(format, compression, true))
       const actual = checksumOf(bytes)
       if (actual !== options.checksum) {
-        return yield* new SerializationError({
-          reason: "Checksum",
-          format,
-          description: `the stored bytes do not match their checksum (expected ${options.checksum.slice(0, 19)}…, got ${
-            actual.slice(0, 19)
-          }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
-        })
+        return Effect.fail(
+          new SerializationError({
+            reason: "Checksum",
+            format,
+            description: `the stored bytes do not match their checksum (expected ${
+              options.checksum.slice(0, 19)
+            }…, got ${
+              actual.slice(0, 19)
+            }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
+          })
+        )
       }
-      const raw = yield* decompress(bytes, compression, format)
-      return [{ format, bytes: raw }, decoder] as const
+      return compression === "none"
+        ? Effect.succeed([{ format, bytes }, decoder] as const)
+        : Effect.map(decompress(bytes, compression, format), (raw) => [{ format, bytes: raw }, decoder] as const)
     })
 
   const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
@@ -138,7 +146,7 @@ export const make = (options: Options): Service => {
   const unseal = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<Snapshot, SerializationError> =>
     unsealWith(bytes, options, false).pipe(
       Effect.map(([snapshot]) => snapshot),
-      CacheTracing.withInnerSpan("Serializer.unseal", { attributes: readAttributes(bytes, options) })
+      CacheTracing.withInnerSpan("Serializer.unseal", () => ({ attributes: readAttributes(bytes, options) }))
     )
 
   const restore = (
@@ -152,16 +160,16 @@ export const make = (options: Options): Service => {
       const decoder = decoderFor(snapshot.format, options.schema, options.reuse !== true)
       return decoder instanceof SerializationError ? Effect.fail(decoder) : decoder(snapshot.bytes)
     }).pipe(
-      CacheTracing.withInnerSpan("Serializer.restore", {
+      CacheTracing.withInnerSpan("Serializer.restore", () => ({
         attributes: { "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength }
-      })
+      }))
     )
 
   // The hit path: the decompressed bytes are nobody else's, so `bytes` are handed over without a copy.
   const decode = (bytes: Uint8Array, options: DecodeOptions): Effect.Effect<unknown, SerializationError> =>
     unsealWith(bytes, options, false).pipe(
       Effect.flatMap(([snapshot, decoder]) => decoder(snapshot.bytes)),
-      CacheTracing.withInnerSpan("Serializer.decode", { attributes: readAttributes(bytes, options) })
+      CacheTracing.withInnerSpan("Serializer.decode", () => ({ attributes: readAttributes(bytes, options) }))
     )
 
   return { codecs, snapshot, seal, encode, unseal, restore, decode }

@@ -22,7 +22,11 @@ import type * as Scope from "effect/Scope"
 import { FiberId } from "./effect3.js"
 
 interface InFlight {
-  readonly deferred: Deferred.Deferred<any, any>
+  /**
+   * What the callers wait on: made when the first of them joins, or when the second phase starts (a Deferred costs
+   * more than a whole hit's bookkeeping; a caller alone with a hit never needs one)
+   */
+  deferred: Deferred.Deferred<any, any> | undefined
   readonly namespace: string
   waiters: number
   /** some caller joined: the computation's value is shared */
@@ -75,6 +79,14 @@ export interface SingleFlight {
 /** What joiners get when the caller that led the first phase left before it ended: start again. */
 const restart: unique symbol = Symbol("@s3cache/core/singleFlight/restart")
 
+const deferredOf = (entry: InFlight): Deferred.Deferred<any, any> =>
+  entry.deferred ??= Deferred.unsafeMake<unknown, unknown>(FiberId.none)
+
+/** Complete what the callers wait on, if any caller waits on it yet. */
+const complete = (entry: InFlight, exit: Exit.Exit<unknown, unknown>): void => {
+  if (entry.deferred !== undefined) Deferred.unsafeDone(entry.deferred, exit)
+}
+
 /** @internal */
 export const make = (scope: Scope.Scope): SingleFlight => {
   const inFlight = new Map<string, InFlight>()
@@ -101,7 +113,7 @@ export const make = (scope: Scope.Scope): SingleFlight => {
       entry: InFlight,
       restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
     ): Effect.Effect<Joined<A>, E, R> =>
-      restore(Deferred.await(entry.deferred as Deferred.Deferred<A | typeof restart, E>)).pipe(
+      restore(Deferred.await(deferredOf(entry) as Deferred.Deferred<A | typeof restart, E>)).pipe(
         Effect.onInterrupt(() => leave(key, entry)),
         Effect.flatMap((value) =>
           value === restart ? run(key, namespace, start, Effect.void) : Effect.succeed({ value, joined: true })
@@ -119,31 +131,31 @@ export const make = (scope: Scope.Scope): SingleFlight => {
           return Effect.zipRight(onJoin, join(existing, restore))
         }
         const entry: InFlight = {
-          deferred: Deferred.unsafeMake<A | typeof restart, E>(FiberId.none),
+          deferred: undefined,
           namespace,
           waiters: 1,
           joined: false,
           fiber: undefined
         }
         inFlight.set(key, entry)
-        const deferred = entry.deferred as Deferred.Deferred<A | typeof restart, E>
-        return restore(start(() => entry.joined)).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
+        // the exit is looked at in this uninterruptible region: no `onExit` (a region of its own) is needed
+        return Effect.flatMap(
+          Effect.exit(restore(start(() => entry.joined))),
+          (exit): Effect.Effect<Joined<A>, E, R> => {
+            if (Exit.isFailure(exit)) {
               // the first phase stopped (its caller left): whoever joined starts again
-              if (Exit.isFailure(exit)) {
-                forget(key, entry)
-                Deferred.unsafeDone(deferred, Exit.succeed(restart))
-              }
-            })
-          ),
-          Effect.flatMap((phase): Effect.Effect<Joined<A>, E, R> => {
+              forget(key, entry)
+              complete(entry, Exit.succeed(restart))
+              return Effect.failCause(exit.cause)
+            }
+            const phase = exit.value
             if (phase._tag === "Done") {
               // forgotten first, so a caller arriving now starts afresh instead of reading an outcome that is over
               forget(key, entry)
-              Deferred.unsafeDone(deferred, Exit.succeed(phase.value))
+              complete(entry, Exit.succeed(phase.value))
               return Effect.succeed({ value: phase.value, joined: false })
             }
+            const deferred = deferredOf(entry) as Deferred.Deferred<A, E>
             // forked from inside `uninterruptibleMask`, the fiber would inherit uninterruptibility
             return Effect.forkIn(Effect.interruptible(phase.effect), scope).pipe(
               Effect.flatMap((fiber) => {
@@ -159,7 +171,7 @@ export const make = (scope: Scope.Scope): SingleFlight => {
                 )
               })
             )
-          })
+          }
         )
       })
     )

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
-import { call, describeServer } from "./client.js"
+import * as RedisClient from "./client.js"
 import { Either } from "./effect3.js"
 import { decode, encode, type Malformed } from "./record.js"
 
@@ -30,11 +30,14 @@ const lockLost: CommitResult = { _tag: "LockLost" }
 
 /** @internal */
 export const make = (client: Client & Scripted, options: StoreOptions): MetadataStore["Type"] => {
-  const server = describeServer(client)
+  const server = RedisClient.describeServer(client)
+  const commandTimeoutMs = RedisClient.commandTimeoutOf(client)
+  // each command of this client is bounded by its commandTimeout, which spares the deadline's timer where it ends first
+  const call = <A>(method: string, run: () => Promise<A>) => RedisClient.call(method, server, run, commandTimeoutMs)
   const prefix = options.keyPrefix
 
   // Every key of a namespace carries the hash tag {ns}: one slot on a Redis Cluster, so one script may touch them all.
-  const keys = (namespace: string) => {
+  const keysOf = (namespace: string) => {
     const base = `${prefix}{${namespace}}:`
     return {
       entryPrefix: `${base}r:`,
@@ -48,6 +51,17 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // written by earlier versions only; clearNamespace removes it
       legacyLocks: `${base}locks`
     }
+  }
+  // made once per namespace, not on every call (a hit would build ten strings for the two it uses)
+  const keysCache = new Map<string, ReturnType<typeof keysOf>>()
+  const keys = (namespace: string) => {
+    let k = keysCache.get(namespace)
+    if (k === undefined) {
+      if (keysCache.size >= 1024) keysCache.clear()
+      k = keysOf(namespace)
+      keysCache.set(namespace, k)
+    }
+    return k
   }
   const namespacesKey = `${prefix}namespaces`
   const idKey = `${prefix}id`
@@ -99,7 +113,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     }))
 
   let storeId: string | undefined
-  const readId = call("id", server, () => client.s3cacheStoreId(1, idKey, crypto.randomBytes(12).toString("base64url")))
+  const readId = call("id", () => client.s3cacheStoreId(1, idKey, crypto.randomBytes(12).toString("base64url")))
     .pipe(
       Effect.flatMap((reply) => {
         if (typeof reply === "string" && CacheKey.isStoreId(reply)) {
@@ -128,7 +142,6 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     const k = keys(namespace)
     return call(
       "removeIf",
-      server,
       () => client.s3cacheRemoveIf(4, k.entry(hash), k.lru, k.exp, k.obj, hash, objectKey)
     ).pipe(Effect.map((removed) => Number(removed) === 1))
   }
@@ -136,20 +149,19 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   // Taking a lock registers the namespace first (see `takeLock` in the scripts): the scripts answer "unregistered"
   // (4) where the namespace shows no sign of being registered, and the caller registers it and asks again. Once a
   // namespace has records or locks, a lookup stays one round trip.
-  const register = (method: string, namespace: string) =>
-    call(method, server, () => client.sadd(namespacesKey, namespace))
+  const register = (method: string, namespace: string) => call(method, () => client.sadd(namespacesKey, namespace))
 
   // Registering and taking the lock are two steps (two slots), and so are clearing a namespace's keys and forgetting
   // it: a clear may forget the namespace between this caller's SADD and its lock. Looking once more after taking the
   // lock closes that window from this side (the clear side re-registers a namespace that still has keys).
   const confirmRegistered = (method: string, namespace: string) =>
-    call(method, server, () => client.sismember(namespacesKey, namespace)).pipe(
+    call(method, () => client.sismember(namespacesKey, namespace)).pipe(
       Effect.flatMap((member) => Number(member) === 1 ? Effect.void : register(method, namespace))
     )
 
   const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
     const k = keys(namespace)
-    return call("lookup", server, () =>
+    return call("lookup", () =>
       client.s3cacheLookupBuffer(
         4,
         k.entry(hash),
@@ -185,15 +197,39 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       )
   }
 
-  const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, { lockTtlMs, token }) =>
+  // The common answers (a hit, the lock, busy) come from one call; the rest (register the namespace, drop a malformed
+  // record) go on in `lookupAgain`.
+  const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, { lockTtlMs, token }) => {
+    const namespaceChecked = checkNamespace("lookup", namespace)
+    const hashChecked = checkHashes("lookup", [hash])
+    return (
+      Either.isLeft(namespaceChecked)
+        ? Effect.fail(namespaceChecked.left)
+        : Either.isLeft(hashChecked)
+        ? Effect.fail(hashChecked.left)
+        : Effect.flatMap(
+          lookupOnce(namespace, hash, token, lockTtlMs, false),
+          (result) =>
+            result._tag === "Unregistered" || result._tag === "Malformed"
+              ? lookupAgain(namespace, hash, token, lockTtlMs, result)
+              : Effect.succeed(result)
+        )
+    ).pipe(withSpan("lookup", server, namespace))
+  }
+
+  const lookupAgain = (
+    namespace: string,
+    hash: string,
+    token: string,
+    lockTtlMs: number,
+    first: Malformed | { readonly _tag: "Unregistered" }
+  ): Effect.Effect<LookupResult, MetadataStoreError> =>
     Effect.gen(function*() {
-      yield* checkNamespace("lookup", namespace)
-      yield* checkHashes("lookup", [hash])
       let registered = false
       let dropped = false
+      let result: LookupResult | Malformed | { readonly _tag: "Unregistered" } = first
       // at most three calls: one to register the namespace, one after dropping a malformed record
       while (true) {
-        const result = yield* lookupOnce(namespace, hash, token, lockTtlMs, registered)
         switch (result._tag) {
           case "Unregistered": {
             yield* register("lookup", namespace)
@@ -220,8 +256,9 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             if (registered && result._tag === "Acquired") yield* confirmRegistered("lookup", namespace)
             return result
         }
+        result = yield* lookupOnce(namespace, hash, token, lockTtlMs, registered)
       }
-    }).pipe(withSpan("lookup", server, namespace))
+    })
 
   const acquireLock: MetadataStore["Type"]["acquireLock"] = (namespace, hash, { lockTtlMs, token }) =>
     Effect.gen(function*() {
@@ -229,7 +266,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("acquireLock", [hash])
       const k = keys(namespace)
       const attempt = (registered: boolean) =>
-        call("acquireLock", server, () =>
+        call("acquireLock", () =>
           client.s3cacheAcquireLock(
             3,
             k.lock(hash),
@@ -256,7 +293,6 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const k = keys(namespace)
       const renewed = yield* call(
         "renewLock",
-        server,
         () => client.s3cacheRenewLock(2, k.lock(hash), k.locked, hash, token, lockTtl(lockTtlMs))
       )
       return Number(renewed) === 1
@@ -267,7 +303,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkNamespace("releaseLock", namespace)
       yield* checkHashes("releaseLock", [hash])
       const k = keys(namespace)
-      yield* call("releaseLock", server, () => client.s3cacheReleaseLock(2, k.lock(hash), k.locked, hash, token))
+      yield* call("releaseLock", () => client.s3cacheReleaseLock(2, k.lock(hash), k.locked, hash, token))
     }).pipe(withSpan("releaseLock", server, namespace))
 
   const commit: MetadataStore["Type"]["commit"] = (record, { maxEntries, token }) =>
@@ -283,7 +319,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // next clear forgets in one step.
       const [, replied] = yield* Effect.all([
         register("commit", record.namespace),
-        call("commit", server, () =>
+        call("commit", () =>
           client.s3cacheCommit(
             6,
             k.entry(record.hash),
@@ -316,7 +352,6 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const k = keys(namespace)
       const replies = yield* call(
         "getMany",
-        server,
         () => client.s3cacheGetManyBuffer(hashes.length, ...hashes.map(k.entry))
       ).pipe(Effect.flatMap((reply) => tuple("getMany", reply)))
       // A malformed record reads as missing, so that one bad record cannot stop a whole cleanup; the lookup of its
@@ -337,7 +372,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("remove", hashes)
       if (hashes.length === 0) return []
       const k = keys(namespace)
-      return yield* call("remove", server, () =>
+      return yield* call("remove", () =>
         client.s3cacheRemove(
           4 + 2 * hashes.length,
           k.lru,
@@ -361,7 +396,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("clearNamespace", namespace)
       const k = keys(namespace)
-      const reply = yield* call("clearNamespace", server, () =>
+      const reply = yield* call("clearNamespace", () =>
         client.s3cacheClearNamespace(
           5,
           k.lru,
@@ -375,17 +410,16 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         )).pipe(Effect.flatMap((reply) => tuple("clearNamespace", reply)))
       const objectKeys = yield* strings("clearNamespace", reply[1])
       if (Number(reply[0]) !== 1) return { done: false, objectKeys } satisfies ClearStep
-      yield* call("clearNamespace", server, () => client.srem(namespacesKey, namespace))
+      yield* call("clearNamespace", () => client.srem(namespacesKey, namespace))
       // a lock (or a record) taken between the last step and the SREM registered the namespace just before it:
       // register it again, or `clear` would never reach that computation
-      const live = yield* call("clearNamespace", server, () => client.exists(k.lru, k.locked))
+      const live = yield* call("clearNamespace", () => client.exists(k.lru, k.locked))
       if (Number(live) > 0) yield* register("clearNamespace", namespace)
       return { done: true, objectKeys } satisfies ClearStep
     }).pipe(withSpan("clearNamespace", server, namespace))
 
   const namespaces: MetadataStore["Type"]["namespaces"] = call(
     "namespaces",
-    server,
     () => client.smembers(namespacesKey)
   )
     // a SET reply: an array in RESP2, and in RESP3 under either `replyMapping` of ioredis 6
@@ -395,7 +429,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("size", namespace)
       const k = keys(namespace)
-      return Number(yield* call("size", server, () => client.s3cacheSize(2, k.lru, k.exp)))
+      return Number(yield* call("size", () => client.s3cacheSize(2, k.lru, k.exp)))
     }).pipe(withSpan("size", server, namespace))
 
   return {
@@ -418,7 +452,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
 
 const withSpan =
   (operation: string, server: string, namespace: string | undefined) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    CacheTracing.withInnerSpan(`MetadataStore.${operation}`, {
+    CacheTracing.withInnerSpan(`MetadataStore.${operation}`, () => ({
       kind: "client",
       attributes: {
         "db.system": "redis",
@@ -426,4 +460,4 @@ const withSpan =
         "server.address": server,
         ...(namespace !== undefined ? { "s3cache.namespace": namespace } : {})
       }
-    })(self)
+    }))(self)
