@@ -93,6 +93,13 @@ describe("observability", () => {
         { key: "fresh" }
       ).pipe(Effect.withSpan("caller"))
       assert.strictEqual(seen, "caller")
+      // and the cache annotates no span but its own: the caller's is left alone
+      const annotated = yield* cache.cached(Effect.succeed(2), { key: "another" }).pipe(
+        Effect.zipRight(Effect.currentSpan),
+        Effect.map((span) => span.attributes.get("s3cache.result")),
+        Effect.withSpan("caller")
+      )
+      assert.isUndefined(annotated)
     }))
 
   it.scoped("one warning per kind of bad input: an invalid TTL does not hide an invalid namespace", () =>

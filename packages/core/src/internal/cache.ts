@@ -276,29 +276,37 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             Effect.zipRight(effect)
           ),
         onRight: (plan) =>
-          (tier === undefined ? shared(plan, effect) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const entry = tier.get(plan.namespace, plan.hash, now)
-            return entry === undefined ? shared(plan, effect) : fromTier(plan, entry, effect)
-          })).pipe(
-            (call) =>
-              // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody
-              Effect.tracerWith((tracer) =>
-                tracer === nativeTracer ? call : Effect.withSpan(call, "Cache.cached", {
-                  attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
-                  captureStackTrace: false
-                })
-              )
+          // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody (and an
+          // annotation without a span of ours would land on the caller's span, or fail with a stack trace)
+          Effect.tracerWith((tracer) =>
+            tracer === nativeTracer ? lookUp(plan, effect, false) : Effect.withSpan(
+              lookUp(plan, effect, true),
+              "Cache.cached",
+              {
+                attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
+                captureStackTrace: false
+              }
+            )
           )
       })
     })
 
+  /** The in-process tier, then the shared one. `traced`: the call has a span of its own to annotate. */
+  const lookUp = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, traced: boolean): Effect.Effect<A, E, R> =>
+    tier === undefined ? shared(plan, effect, traced) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const entry = tier.get(plan.namespace, plan.hash, now)
+      return entry === undefined ? shared(plan, effect, traced) : fromTier(plan, entry, effect, traced)
+    })
+
   /** The shared tier: the computation of the key in this process, joined or started. */
-  const shared = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  const shared = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, traced: boolean): Effect.Effect<A, E, R> =>
     flights.run(plan.hash, plan.namespace, start(plan, effect), Metric.increment(metrics.coalesced)).pipe(
       Effect.flatMap(({ joined, value: outcome }) =>
-        Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
-          Effect.zipRight(valueFor(plan, outcome, joined, effect))
-        )
+        traced
+          ? Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
+            Effect.zipRight(valueFor(plan, outcome, joined, effect))
+          )
+          : valueFor(plan, outcome, joined, effect)
       )
     )
 
@@ -306,18 +314,23 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
    * A call answered by the in-process tier: a value of its own decoded from the kept bytes, or (`l1ShareValues`) the
    * kept value itself. A value this call cannot read (another schema) is dropped and looked up in the shared tier.
    */
-  const fromTier = <A, E, R>(plan: Plan, entry: Tier.Entry, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  const fromTier = <A, E, R>(
+    plan: Plan,
+    entry: Tier.Entry,
+    effect: Effect.Effect<A, E, R>,
+    traced: boolean
+  ): Effect.Effect<A, E, R> =>
     (config.l1ShareValues ? Effect.succeed(entry.value) : serializer.restore(entry.snapshot, { schema: plan.schema }))
       .pipe(
         Effect.matchEffect({
           onFailure: () => {
             tier!.drop(plan.namespace, [plan.hash])
-            return shared(plan, effect)
+            return shared(plan, effect, traced)
           },
           onSuccess: (value) =>
             Metric.increment(metrics.hits).pipe(
               Effect.zipRight(Metric.increment(metrics.l1Hits)),
-              Effect.zipRight(Effect.annotateCurrentSpan("s3cache.result", "l1")),
+              Effect.zipRight(traced ? Effect.annotateCurrentSpan("s3cache.result", "l1") : Effect.void),
               Effect.as(value as A)
             )
         })
