@@ -129,6 +129,8 @@ export const make = (
       removed += yield* invalidateNamespace(namespace)
     }
     flights.detach(undefined)
+    // also what the tiers hold of namespaces the store no longer lists
+    yield* coherence.cleared(undefined)
     return removed
   }).pipe(Effect.withSpan("Cache.clear"))
 
