@@ -33,10 +33,10 @@ export interface Coherence {
     value: unknown,
     ttlMs: number
   ) => Effect.Effect<void>
-  /** entries this instance removed (before and after the store removed them) */
-  readonly removed: (namespace: string, hashes: ReadonlyArray<string>) => Effect.Effect<void>
-  /** a namespace (or all) this instance cleared */
-  readonly cleared: (namespace: string | undefined) => Effect.Effect<void>
+  /** entries this instance removes: dropped from its tier, and (`announce`) the other instances told */
+  readonly removed: (namespace: string, hashes: ReadonlyArray<string>, announce: boolean) => Effect.Effect<void>
+  /** a namespace (or all) this instance clears: dropped from its tier, and (`announce`) the other instances told */
+  readonly cleared: (namespace: string | undefined, announce: boolean) => Effect.Effect<void>
   /** sleep `delay`, or less if an event names the key first */
   readonly wait: (namespace: string, hash: string, delay: Duration.Duration) => Effect.Effect<void>
 }
@@ -106,16 +106,16 @@ export const make = (
         return publish({ _tag: "Written", origin, namespace, hash })
       })
 
-    const removed: Coherence["removed"] = (namespace, hashes) =>
+    const removed: Coherence["removed"] = (namespace, hashes, announce) =>
       Effect.suspend(() => {
         tier?.drop(namespace, hashes)
-        return publish({ _tag: "Removed", origin, namespace, hashes })
+        return announce ? publish({ _tag: "Removed", origin, namespace, hashes }) : Effect.void
       })
 
-    const cleared: Coherence["cleared"] = (namespace) =>
+    const cleared: Coherence["cleared"] = (namespace, announce) =>
       Effect.suspend(() => {
         tier?.dropNamespace(namespace)
-        return publish({ _tag: "Cleared", origin, namespace })
+        return announce ? publish({ _tag: "Cleared", origin, namespace }) : Effect.void
       })
 
     const wait: Coherence["wait"] = (namespace, hash, delay) =>

@@ -63,12 +63,13 @@ export const make = (
     CacheKey.validateNamespace(namespace ?? config.namespace, method)
 
   // The tier drops the entry before the store call too: whatever the store's answer (a timeout is an unknown outcome),
-  // this process serves nothing from before the call; after it, the drop is told to the other instances.
+  // this process serves nothing from before the call; after it, the drop is told to the other instances (once the
+  // record is gone, so that they cannot read it back).
   const removeIn = (namespace: string, hash: string, method: string) =>
-    coherence.removed(namespace, [hash]).pipe(
+    coherence.removed(namespace, [hash], false).pipe(
       Effect.zipRight(withMetadataDeadline("remove", metadata.remove(namespace, [hash]))),
       Effect.tap(() => Effect.sync(() => flights.detach(namespace, hash))),
-      Effect.tap(() => coherence.removed(namespace, [hash])),
+      Effect.tap(() => coherence.removed(namespace, [hash], true)),
       Effect.tap((keys) => deleteObjects(method, keys)),
       Effect.map((keys) => keys.length)
     )
@@ -109,7 +110,7 @@ export const make = (
   const invalidateNamespace: Service["invalidateNamespace"] = (namespace) =>
     Effect.gen(function*() {
       const valid = yield* CacheKey.validateNamespace(namespace, "Cache.invalidateNamespace")
-      yield* coherence.cleared(valid)
+      yield* coherence.cleared(valid, false)
       let removed = 0
       for (let step = 0; step < maxClearSteps; step++) {
         const { done, objectKeys } = yield* withMetadataDeadline("clearNamespace", metadata.clearNamespace(valid))
@@ -119,7 +120,7 @@ export const make = (
         if (done) break
       }
       flights.detach(valid)
-      yield* coherence.cleared(valid)
+      yield* coherence.cleared(valid, true)
       return removed
     }).pipe(Effect.withSpan("Cache.invalidateNamespace", { attributes: { "s3cache.namespace": namespace } }))
 
@@ -130,7 +131,7 @@ export const make = (
     }
     flights.detach(undefined)
     // also what the tiers hold of namespaces the store no longer lists
-    yield* coherence.cleared(undefined)
+    yield* coherence.cleared(undefined, true)
     return removed
   }).pipe(Effect.withSpan("Cache.clear"))
 
