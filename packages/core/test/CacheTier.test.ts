@@ -60,6 +60,33 @@ describe("the in-process tier", () => {
       assert.strictEqual(stats.hits, 2)
     }))
 
+  it.scoped("a commit that another instance's event overtakes is not kept in this instance's tier", () =>
+    Effect.gen(function*() {
+      const stores = { metadata: yield* MetadataStore.makeMemory, blobs: yield* BlobStore.makeMemory }
+      const bus = yield* CacheBus.makeLocal
+      let lookups = 0
+      const { cache } = yield* makeHarness({
+        cache: l1,
+        stores,
+        bus,
+        metadata: (store) => ({
+          honoursDeadline: true,
+          lookup: (namespace, hash, options) =>
+            Effect.suspend(() => (lookups++, store.lookup(namespace, hash, options))),
+          // another instance's write of the same key is announced while this commit is on its way
+          commit: (record, options) =>
+            bus.publish({ _tag: "Written", origin: "elsewhere", namespace: record.namespace, hash: record.hash }).pipe(
+              Effect.zipRight(store.commit(record, options))
+            )
+        })
+      })
+      yield* cache.cached(Effect.succeed({ version: 1 }), { key: "k" })
+      yield* cache.flush
+      const before = lookups
+      yield* cache.cached(Effect.succeed({ version: 0 }), { key: "k" })
+      assert.strictEqual(lookups, before + 1, "the tier kept a value an event had made stale")
+    }))
+
   it.scoped("l1ShareValues hands every caller the same value", () =>
     Effect.gen(function*() {
       const { a } = yield* twoInstances({ ...l1, l1ShareValues: true })

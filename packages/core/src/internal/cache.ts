@@ -100,8 +100,13 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     storeId,
     writes,
     housekeeping,
-    committed: (plan, snapshot, value) =>
-      coherence.written(plan.namespace, plan.hash, snapshot, config.l1ShareValues ? value : undefined, plan.l1TtlMs)
+    committed: (plan, snapshot, value, record, since) =>
+      coherence.written(plan.namespace, plan.hash, snapshot, config.l1ShareValues ? value : undefined, {
+        ttlMs: plan.l1TtlMs,
+        expiresAt: record.createdAt + record.ttlMs,
+        since
+      }),
+    generation: () => tier?.generation() ?? 0
   })
   yield* Effect.addFinalizer(() => writer.drain)
   const flightScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)

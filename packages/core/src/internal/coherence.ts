@@ -25,13 +25,16 @@ import * as Tier from "./tier.js"
 export interface Coherence {
   /** the in-process tier, when `l1MaxEntries` is above 0 */
   readonly tier: Tier.Tier | undefined
-  /** an entry this instance committed: other instances drop their copy; this one keeps it in its tier */
+  /**
+   * An entry this instance committed: other instances drop their copy; this one keeps it in its tier for `ttlMs`,
+   * never past `expiresAt`, unless something was dropped from the tier since `since`.
+   */
   readonly written: (
     namespace: string,
     hash: string,
     snapshot: Snapshot,
     value: unknown,
-    ttlMs: number
+    keep: { readonly ttlMs: number; readonly expiresAt: number; readonly since: number }
   ) => Effect.Effect<void>
   /** entries this instance removes: dropped from its tier, and (`announce`) the other instances told */
   readonly removed: (namespace: string, hashes: ReadonlyArray<string>, announce: boolean) => Effect.Effect<void>
@@ -92,16 +95,15 @@ export const make = (
 
     const publish = (event: CacheBus.Event) => Option.isSome(bus) ? bus.value.publish(event) : Effect.void
 
-    const written: Coherence["written"] = (namespace, hash, snapshot, value, ttlMs) =>
+    const written: Coherence["written"] = (namespace, hash, snapshot, value, keep) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (tier !== undefined && ttlMs > 0) {
-          const generation = tier.generation()
+        if (tier !== undefined && keep.ttlMs > 0) {
           tier.set(namespace, hash, {
             snapshot,
             value,
             storedAt: now,
-            expiresAt: now + ttlMs
-          }, generation)
+            expiresAt: Math.min(now + keep.ttlMs, keep.expiresAt)
+          }, keep.since)
         }
         return publish({ _tag: "Written", origin, namespace, hash })
       })

@@ -61,13 +61,25 @@ export interface Dependencies {
   readonly writes: FiberSet.FiberSet<void, never>
   /** other background work of the layer: delayed deletions */
   readonly housekeeping: FiberSet.FiberSet<unknown, unknown>
-  /** after a commit: tell the other instances, keep the value in this one's tier */
-  readonly committed: (plan: Plan, snapshot: Snapshot, value: unknown) => Effect.Effect<void>
+  /**
+   * After a commit: tell the other instances, keep the value in this one's tier unless something was dropped from it
+   * since `generation` (read before the commit was sent: an invalidation or another writer's event meanwhile wins).
+   */
+  readonly committed: (
+    plan: Plan,
+    snapshot: Snapshot,
+    value: unknown,
+    record: EntryRecord,
+    generation: number
+  ) => Effect.Effect<void>
+  /** the tier's generation now, for `committed` */
+  readonly generation: () => number
 }
 
 /** @internal */
 export const make = (
-  { blobs, committed, config, fence, housekeeping, metadata, metrics, serializer, storeId, writes }: Dependencies
+  { blobs, committed, config, fence, generation, housekeeping, metadata, metrics, serializer, storeId, writes }:
+    Dependencies
 ): Effect.Effect<Persist> =>
   Effect.gen(function*() {
     const { fenced, withBlobDeadline, withMetadataDeadline } = fence
@@ -146,6 +158,7 @@ export const make = (
           keyPreview: plan.preview,
           ...(inline ? { payload: sealed.bytes } : {})
         }
+        const since = generation()
         const result = yield* withMetadataDeadline(
           "commit",
           metadata.commit(record, { token: lease.token, maxEntries: config.maxCacheEntries })
@@ -159,7 +172,7 @@ export const make = (
           // the store refused the commit: no record can reference the object
           return yield* deleteObjects("persist", [objectKey])
         }
-        yield* committed(plan, snapshot, value)
+        yield* committed(plan, snapshot, value, record, since)
         yield* Metric.increment(metrics.writes)
         yield* Metric.incrementBy(metrics.bytesWritten, sealed.bytes.length)
         yield* Metric.incrementBy(metrics.evictions, result.evicted)
