@@ -116,7 +116,8 @@ export const make = (scope: Scope.Scope): SingleFlight => {
       restore(Deferred.await(deferredOf(entry) as Deferred.Deferred<A | typeof restart, E>)).pipe(
         Effect.onInterrupt(() => leave(key, entry)),
         Effect.flatMap((value) =>
-          value === restart ? run(key, namespace, start, Effect.void) : Effect.succeed({ value, joined: true })
+          // started again with the caller's own interruptibility (this runs inside the uninterruptible region)
+          value === restart ? restore(run(key, namespace, start, Effect.void)) : Effect.succeed({ value, joined: true })
         )
       )
 
