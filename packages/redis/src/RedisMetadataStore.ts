@@ -122,7 +122,8 @@ export const makeWithBus = (
 > =>
   Effect.flatMap(
     connect(options),
-    ({ keyPrefix, redis, store }) => Effect.map(bus.make(redis, `${keyPrefix}bus`), (bus) => ({ store, bus }))
+    ({ commandTimeoutMs, keyPrefix, redis, store }) =>
+      Effect.map(bus.make(redis, `${keyPrefix}bus`, commandTimeoutMs), (bus) => ({ store, bus }))
   )
 
 const connect = (options: Options) =>
@@ -188,6 +189,7 @@ const connect = (options: Options) =>
     )
     yield* waitUntilReady(redis, awaitReady)
     return {
+      commandTimeoutMs: Duration.toMillis(commandTimeout),
       keyPrefix,
       redis,
       store: store.make(client.defineScripts(redis), {

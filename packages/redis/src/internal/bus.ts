@@ -7,6 +7,7 @@
  * @since 0.2.0
  */
 import * as CacheBus from "@s3cache/core/CacheBus"
+import * as StoreDeadline from "@s3cache/core/StoreDeadline"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Client } from "./client.js"
@@ -28,7 +29,9 @@ interface Subscriber {
 /** @internal */
 export const make = (
   client: Client,
-  channel: string
+  channel: string,
+  /** bound of one publish: a client of the user's may have no command timeout, and an invalidation waits for it */
+  publishTimeoutMs: number
 ): Effect.Effect<CacheBus.CacheBus["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const publisher = client as unknown as Publisher
@@ -71,7 +74,12 @@ export const make = (
 
     return {
       publish: (event) =>
-        Effect.tryPromise(() => publisher.publish(channel, CacheBus.encode(event))).pipe(
+        Effect.tryPromise(() =>
+          StoreDeadline.race(
+            Date.now() + publishTimeoutMs,
+            () => publisher.publish(channel, CacheBus.encode(event))
+          )
+        ).pipe(
           Effect.catchAll((error) =>
             Effect.logDebug("s3cache: could not publish a cache event; other instances learn of it later", error)
           ),
