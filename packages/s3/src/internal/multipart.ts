@@ -16,6 +16,7 @@ import {
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import type { BlobStoreError } from "@s3cache/core/CacheError"
+import * as StoreDeadline from "@s3cache/core/StoreDeadline"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
@@ -109,25 +110,33 @@ export const upload = (
     // The parts of an upload that is never completed or aborted are invisible to listings (orphan cleanup cannot
     // see them) but billed, so a failed upload is aborted, on a budget of its own, in the background.
     const abort = (UploadId: string) =>
-      Effect.flatMap(startWindow(resolved.timeoutMs), (abortWindow) =>
-        request({ ...context, method: "put.abort" }, abortWindow, resolved.attempts, (deadline) =>
-          client.s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), sendOptions(deadline)))).pipe(
-          Effect.catchAll((error) =>
-            Effect.logDebug(
-              "s3cache: aborting a failed multipart upload failed; a bucket lifecycle rule removes it",
-              error
-            )
-          ),
-          Effect.annotateLogs({ "s3cache.operation": "BlobStore.put", "aws.s3.key": Key, "aws.s3.upload_id": UploadId })
-        )
+      // its own budget: the failed put's StoreDeadline (inherited by the background fiber) may have passed already
+      Effect.flatMap(
+        Effect.provideService(startWindow(resolved.timeoutMs), StoreDeadline.StoreDeadline, Infinity),
+        (abortWindow) =>
+          request(
+            { ...context, method: "put.abort" },
+            abortWindow,
+            resolved.attempts,
+            (deadline) =>
+              client.s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), sendOptions(deadline))
+          )
+      ).pipe(
+        Effect.catchAll((error) =>
+          Effect.logDebug(
+            "s3cache: aborting a failed multipart upload failed; a bucket lifecycle rule removes it",
+            error
+          )
+        ),
+        Effect.annotateLogs({ "s3cache.operation": "BlobStore.put", "aws.s3.key": Key, "aws.s3.upload_id": UploadId })
+      )
 
     return Effect.gen(function*() {
       const id = yield* create
       uploadId = id
       const parts = yield* Effect.forEach(
         partRanges(bytes.byteLength, resolved.partSize),
-        (range, index) =>
-          uploadPart(id, range, index),
+        (range, index) => uploadPart(id, range, index),
         { concurrency: resolved.uploadConcurrency }
       )
       yield* complete(id, parts)

@@ -49,7 +49,12 @@ export const request = <A>(
     )
     return Effect.sync(interrupt)
   })
-  return attempts <= 1 ? once : Effect.retry(once, { schedule: backoff, times: attempts - 1, while: isRetryable })
+  // no retry once the cache's deadline has passed: the backoff would sleep past it
+  return attempts <= 1 ? once : Effect.retry(once, {
+    schedule: backoff,
+    times: attempts - 1,
+    while: (error) => isRetryable(error) && Date.now() < window.limitAt
+  })
 }
 
 /**
