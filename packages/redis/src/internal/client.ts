@@ -6,6 +6,7 @@
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import type { StoreErrorReason } from "@s3cache/core/CacheError"
+import * as CacheTracing from "@s3cache/core/CacheTracing"
 import * as StoreDeadline from "@s3cache/core/StoreDeadline"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -269,3 +270,20 @@ export const call = <A>(
           : StoreDeadline.race(deadline, run),
       catch: (cause) => failure(method, server, cause)
     }))
+
+/**
+ * The span of one store operation; made only where `CacheTracing.InnerSpans` is on.
+ *
+ * @internal
+ */
+export const withSpan =
+  (operation: string, server: string, namespace: string | undefined) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    CacheTracing.withInnerSpan(`MetadataStore.${operation}`, () => ({
+      kind: "client",
+      attributes: {
+        "db.system": "redis",
+        "db.operation": operation,
+        "server.address": server,
+        ...(namespace !== undefined ? { "s3cache.namespace": namespace } : {})
+      }
+    }))(self)

@@ -1,12 +1,11 @@
 /**
- * The `MetadataStore` port on Redis: key layout and one script call per operation (the record codec is in
- * `record.ts`, the scripts in `scripts.ts`).
+ * The `MetadataStore` port on Redis: one script call per operation (the key layout is in `keys.ts`, the record codec
+ * in `record.ts`, the scripts in `scripts.ts`, reply checks in `replies.ts`).
  *
  * @since 0.1.0
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
-import * as CacheTracing from "@s3cache/core/CacheTracing"
 import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -14,7 +13,9 @@ import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import * as RedisClient from "./client.js"
 import { Either } from "./effect3.js"
+import * as Keys from "./keys.js"
 import { decode, encode, type Malformed } from "./record.js"
+import * as Replies from "./replies.js"
 
 /** @internal */
 export interface StoreOptions {
@@ -36,33 +37,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const call = <A>(method: string, run: () => Promise<A>) => RedisClient.call(method, server, run, commandTimeoutMs)
   const prefix = options.keyPrefix
 
-  // Every key of a namespace carries the hash tag {ns}: one slot on a Redis Cluster, so one script may touch them all.
-  const keysOf = (namespace: string) => {
-    const base = `${prefix}{${namespace}}:`
-    return {
-      entryPrefix: `${base}r:`,
-      entry: (hash: string) => `${base}r:${hash}`,
-      lru: `${base}lru`,
-      exp: `${base}exp`,
-      obj: `${base}obj`,
-      lockPrefix: `${base}lock:`,
-      lock: (hash: string) => `${base}lock:${hash}`,
-      locked: `${base}locked`,
-      // written by earlier versions only; clearNamespace removes it
-      legacyLocks: `${base}locks`
-    }
-  }
-  // made once per namespace, not on every call (a hit would build ten strings for the two it uses)
-  const keysCache = new Map<string, ReturnType<typeof keysOf>>()
-  const keys = (namespace: string) => {
-    let k = keysCache.get(namespace)
-    if (k === undefined) {
-      if (keysCache.size >= 1024) keysCache.clear()
-      k = keysOf(namespace)
-      keysCache.set(namespace, k)
-    }
-    return k
-  }
+  const keys = Keys.make(prefix)
   const namespacesKey = `${prefix}namespaces`
   const idKey = `${prefix}id`
 
@@ -84,33 +59,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   }
   const lockTtl = (lockTtlMs: number) => Math.max(1, Math.ceil(lockTtlMs))
 
-  // Replies are read by value, not by JavaScript type: the client's options decide whether an integer arrives as a
-  // number or a string (`stringNumbers`), whichever major of ioredis and protocol (RESP2, RESP3) it speaks. A reply of
-  // another shape is a protocol error, never a wrong answer.
-  const unexpected = (method: string, reply: unknown) =>
-    new MetadataStoreError({
-      reason: "Protocol",
-      method,
-      description: `Redis at ${server}: an unexpected ${method} reply (${String(JSON.stringify(reply)).slice(0, 80)})`
-    })
-  const tuple = (method: string, reply: unknown): Effect.Effect<ReadonlyArray<unknown>, MetadataStoreError> =>
-    Array.isArray(reply) ? Effect.succeed(reply) : Effect.fail(unexpected(method, reply))
-  const strings = (method: string, reply: unknown): Effect.Effect<Array<string>, MetadataStoreError> =>
-    Array.isArray(reply) && reply.every((item) => typeof item === "string")
-      ? Effect.succeed(reply)
-      : Effect.fail(unexpected(method, reply))
-
-  const warnMalformed = (method: string, namespace: string, hash: string, read: Malformed) =>
-    Effect.logWarning(
-      method === "lookup"
-        ? "s3cache: dropped a malformed entry record from Redis; the lookup goes on as for a missing one"
-        : "s3cache: read a malformed entry record from Redis as missing"
-    ).pipe(Effect.annotateLogs({
-      "s3cache.namespace": namespace,
-      "s3cache.hash": hash,
-      "s3cache.redis": server,
-      "s3cache.problem": read.description
-    }))
+  const { strings, tuple, unexpected, warnMalformed } = Replies.make(server)
 
   let storeId: string | undefined
   const readId = call("id", () => client.s3cacheStoreId(1, idKey, crypto.randomBytes(12).toString("base64url")))
@@ -132,7 +81,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
           })
         )
       }),
-      withSpan("id", server, undefined)
+      RedisClient.withSpan("id", server, undefined)
     )
   // Read once, then memoized: every client of this server and prefix reads the same value, which only a lost
   // database would change. Not read at build time, so the layer builds while Redis is down.
@@ -214,7 +163,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
               ? lookupAgain(namespace, hash, token, lockTtlMs, result)
               : Effect.succeed(result)
         )
-    ).pipe(withSpan("lookup", server, namespace))
+    ).pipe(RedisClient.withSpan("lookup", server, namespace))
   }
 
   const lookupAgain = (
@@ -284,7 +233,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         if (answer === 2) yield* confirmRegistered("acquireLock", namespace)
       }
       return answer === 2
-    }).pipe(withSpan("acquireLock", server, namespace))
+    }).pipe(RedisClient.withSpan("acquireLock", server, namespace))
 
   const renewLock: MetadataStore["Type"]["renewLock"] = (namespace, hash, { lockTtlMs, token }) =>
     Effect.gen(function*() {
@@ -296,7 +245,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
         () => client.s3cacheRenewLock(2, k.lock(hash), k.locked, hash, token, lockTtl(lockTtlMs))
       )
       return Number(renewed) === 1
-    }).pipe(withSpan("renewLock", server, namespace))
+    }).pipe(RedisClient.withSpan("renewLock", server, namespace))
 
   const releaseLock: MetadataStore["Type"]["releaseLock"] = (namespace, hash, token) =>
     Effect.gen(function*() {
@@ -304,7 +253,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkHashes("releaseLock", [hash])
       const k = keys(namespace)
       yield* call("releaseLock", () => client.s3cacheReleaseLock(2, k.lock(hash), k.locked, hash, token))
-    }).pipe(withSpan("releaseLock", server, namespace))
+    }).pipe(RedisClient.withSpan("releaseLock", server, namespace))
 
   const commit: MetadataStore["Type"]["commit"] = (record, { maxEntries, token }) =>
     Effect.gen(function*() {
@@ -342,7 +291,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const evicted = Number(reply[1])
       if (!Number.isSafeInteger(evicted)) return yield* unexpected("commit", replied)
       return { _tag: "Committed", obsolete: yield* strings("commit", reply[2]), evicted } satisfies CommitResult
-    }).pipe(withSpan("commit", server, record.namespace))
+    }).pipe(RedisClient.withSpan("commit", server, record.namespace))
 
   const getMany: MetadataStore["Type"]["getMany"] = (namespace, hashes) =>
     Effect.gen(function*() {
@@ -364,7 +313,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
           ? Effect.succeedSome(read.record)
           : Effect.as(warnMalformed("getMany", namespace, hash, read), Option.none<EntryRecord>())
       })
-    }).pipe(withSpan("getMany", server, namespace))
+    }).pipe(RedisClient.withSpan("getMany", server, namespace))
 
   const remove: MetadataStore["Type"]["remove"] = (namespace, hashes) =>
     Effect.gen(function*() {
@@ -383,14 +332,14 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
           ...hashes.map(k.lock),
           ...hashes
         )).pipe(Effect.flatMap((reply) => strings("remove", reply)))
-    }).pipe(withSpan("remove", server, namespace))
+    }).pipe(RedisClient.withSpan("remove", server, namespace))
 
   const removeIf: MetadataStore["Type"]["removeIf"] = (namespace, hash, objectKey) =>
     Effect.gen(function*() {
       yield* checkNamespace("removeIf", namespace)
       yield* checkHashes("removeIf", [hash])
       return yield* removeIfRaw(namespace, hash, objectKey)
-    }).pipe(withSpan("removeIf", server, namespace))
+    }).pipe(RedisClient.withSpan("removeIf", server, namespace))
 
   const clearNamespace: MetadataStore["Type"]["clearNamespace"] = (namespace) =>
     Effect.gen(function*() {
@@ -416,21 +365,24 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       const live = yield* call("clearNamespace", () => client.exists(k.lru, k.locked))
       if (Number(live) > 0) yield* register("clearNamespace", namespace)
       return { done: true, objectKeys } satisfies ClearStep
-    }).pipe(withSpan("clearNamespace", server, namespace))
+    }).pipe(RedisClient.withSpan("clearNamespace", server, namespace))
 
   const namespaces: MetadataStore["Type"]["namespaces"] = call(
     "namespaces",
     () => client.smembers(namespacesKey)
   )
     // a SET reply: an array in RESP2, and in RESP3 under either `replyMapping` of ioredis 6
-    .pipe(Effect.flatMap((reply) => strings("namespaces", reply)), withSpan("namespaces", server, undefined))
+    .pipe(
+      Effect.flatMap((reply) => strings("namespaces", reply)),
+      RedisClient.withSpan("namespaces", server, undefined)
+    )
 
   const size: MetadataStore["Type"]["size"] = (namespace) =>
     Effect.gen(function*() {
       yield* checkNamespace("size", namespace)
       const k = keys(namespace)
       return Number(yield* call("size", () => client.s3cacheSize(2, k.lru, k.exp)))
-    }).pipe(withSpan("size", server, namespace))
+    }).pipe(RedisClient.withSpan("size", server, namespace))
 
   return {
     id,
@@ -449,15 +401,3 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     size
   }
 }
-
-const withSpan =
-  (operation: string, server: string, namespace: string | undefined) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    CacheTracing.withInnerSpan(`MetadataStore.${operation}`, () => ({
-      kind: "client",
-      attributes: {
-        "db.system": "redis",
-        "db.operation": operation,
-        "server.address": server,
-        ...(namespace !== undefined ? { "s3cache.namespace": namespace } : {})
-      }
-    }))(self)
