@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -61,6 +62,25 @@ describe("fail-open: the metadata store", () => {
         metadata: () => ({ lookup: () => Effect.uninterruptible(Effect.never) })
       })
       assert.strictEqual(yield* pastDeadline(cache.cached(Effect.succeed("v"), { key: "k" }), "500 millis"), "v")
+    }))
+
+  it.scopedLive("on the live clock too: the caller's fiber ends at the deadline, not when the store call does", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const { cache } = yield* makeHarness({
+        cache: { metadataTimeout: "100 millis" },
+        metadata: (store) => ({
+          lookup: (namespace, hash, options) =>
+            Effect.uninterruptible(Deferred.await(gate).pipe(Effect.zipRight(store.lookup(namespace, hash, options))))
+        })
+      })
+      // a fiber of its own: it ends only once every fiber it forked has ended, so a store call forked as its child
+      // would hold it until the gate opens
+      const caller = yield* Effect.fork(cache.cached(Effect.succeed("v"), { key: "k" }))
+      const exit = yield* Fiber.await(caller).pipe(Effect.timeoutOption("5 seconds"))
+      assert.isTrue(Option.isSome(exit), "the caller's fiber ended while the store call still hung")
+      assert.deepStrictEqual(Option.getOrThrow(exit), Exit.succeed("v"))
+      yield* Deferred.succeed(gate, undefined)
     }))
 
   it.scoped("a lookup that never answers and ignores interruption does not hold up flush", () =>

@@ -10,7 +10,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type { BlobStore } from "../BlobStore.js"
@@ -55,7 +55,7 @@ export const make = (
   // caller past its deadline. A store that honours the deadline (`StoreDeadline`) gets it and runs in the caller's
   // fiber. Any other costs one fiber (the store call) and one timer on the live clock: the caller waits for whichever
   // comes first and leaves the call to finish, interrupted, in the background. Under another clock (TestClock) the
-  // timer must be the clock's, so the deadline is built from Effect's own combinators.
+  // timer must be the clock's: the same fiber is joined under Effect's own timeout.
   const withDeadline = <A, E>(
     effect: Effect.Effect<A, E>,
     honours: boolean | undefined,
@@ -65,22 +65,21 @@ export const make = (
   ): Effect.Effect<A, E> => {
     const timeout = () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
     return Effect.clockWith((clock) => {
-      if (clock !== liveClock) {
-        return effect.pipe(
-          Effect.exit,
-          Effect.disconnect,
-          Effect.flatMap((exit) => exit),
-          Effect.timeoutFail({ duration, onTimeout: timeout })
-        )
-      }
+      const live = clock === liveClock
       const ms = Duration.toMillis(duration)
-      return honours === true
-        ? Effect.provideService(effect, StoreDeadline, Date.now() + ms)
-        : Effect.flatMap(
-          // the forked call ends with an Exit rather than a failure, which Effect would log as unhandled
-          Effect.fork(Effect.interruptible(Effect.exit(effect))),
-          (fiber) => awaitWithTimer(fiber, ms, timeout)
-        )
+      if (live && honours === true) return Effect.provideService(effect, StoreDeadline, Date.now() + ms)
+      return Effect.flatMap(
+        // A daemon, as `Effect.disconnect` forks: a child fiber would hold its parent's exit until a call that
+        // ignores interruption ends. It ends with an Exit rather than a failure, which Effect would log as unhandled.
+        Effect.forkDaemon(Effect.interruptible(Effect.exit(effect))),
+        (fiber) =>
+          live ? awaitWithTimer(fiber, ms, timeout) : Fiber.join(fiber).pipe(
+            Effect.flatten,
+            Effect.timeoutFail({ duration, onTimeout: timeout }),
+            // the call is left to finish, interrupted, in the background
+            Effect.onExit(() => Fiber.interruptFork(fiber))
+          )
+      )
     })
   }
 
