@@ -25,6 +25,7 @@ import type { EntryRecord, MetadataStore } from "../MetadataStore.js"
 import type { Serializer, Snapshot } from "../Serializer.js"
 import type { Fence } from "./fence.js"
 import type { Lease } from "./locks.js"
+import * as Permits from "./permits.js"
 import type { Plan } from "./plan.js"
 import { randomId } from "./random.js"
 
@@ -83,7 +84,7 @@ export const make = (
 ): Effect.Effect<Persist> =>
   Effect.gen(function*() {
     const { fenced, withBlobDeadline, withMetadataDeadline } = fence
-    const permits = yield* Effect.makeSemaphore(config.writeConcurrency)
+    const permits = Permits.make(config.writeConcurrency)
     let pending = 0
 
     // `""` stands for a record whose payload was inline: there is no object to delete
@@ -209,7 +210,7 @@ export const make = (
             writes,
             // background work is forked from uninterruptible regions: make it interruptible again, or closing the
             // layer could not stop a write that hangs
-            Effect.interruptible(permits.withPermits(1)(write(plan, snapshot, value, lease))).pipe(
+            Effect.interruptible(permits.withPermit(write(plan, snapshot, value, lease))).pipe(
               Effect.onExit(() => Effect.suspend(() => Metric.set(metrics.pendingWrites, --pending)))
             )
           )),
