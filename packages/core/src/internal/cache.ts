@@ -13,7 +13,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -21,7 +20,6 @@ import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
 import { BlobStore } from "../BlobStore.js"
 import type { Service } from "../Cache.js"
 import { CacheBus } from "../CacheBus.js"
@@ -33,7 +31,7 @@ import { MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
 import * as coherenceModule from "./coherence.js"
 import * as decisions from "./decide.js"
-import { DefaultServices, Either, ExecutionStrategy } from "./effect3.js"
+import { Either, ExecutionStrategy } from "./effect3.js"
 import * as fence from "./fence.js"
 import * as locks from "./locks.js"
 import * as maintenance from "./maintenance.js"
@@ -42,6 +40,7 @@ import * as plans from "./plan.js"
 import type { Plan } from "./plan.js"
 import * as singleFlight from "./singleFlight.js"
 import type * as Tier from "./tier.js"
+import * as tracing from "./tracing.js"
 
 /** What one computation gives all the callers that share it. */
 interface Outcome {
@@ -283,15 +282,13 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         onRight: (plan) =>
           // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody (and an
           // annotation without a span of ours would land on the caller's span, or fail with a stack trace)
-          Effect.tracerWith((tracer) =>
-            tracer === nativeTracer ? lookUp(plan, effect, false) : Effect.withSpan(
-              lookUp(plan, effect, true),
-              "Cache.cached",
-              {
+          tracing.whenTraced((traced) =>
+            traced
+              ? Effect.withSpan(lookUp(plan, effect, true), "Cache.cached", {
                 attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
                 captureStackTrace: false
-              }
-            )
+              })
+              : lookUp(plan, effect, false)
           )
       })
     })
@@ -363,8 +360,6 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   }
   return service
 })
-
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** `effect`, run once successfully and remembered; a failure is not remembered, so the next call tries again. */
 const memoizeSuccess = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Effect.Effect<A, E>> =>

@@ -12,7 +12,6 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import type * as CacheConfig from "../CacheConfig.js"
 import type { MetadataStoreError } from "../CacheError.js"
@@ -67,6 +66,13 @@ export interface Dependencies {
   readonly housekeeping: FiberSet.FiberSet<unknown, unknown>
   /** releases in the background, which `Cache.flush` waits for too */
   readonly releases: FiberSet.FiberSet<unknown, unknown>
+}
+
+/** A lease held: when its renewal is due (ms), and whether one is under way. */
+interface Held {
+  readonly target: LockTarget
+  due: number
+  renewing: boolean
 }
 
 /** @internal */
@@ -141,43 +147,82 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       )
     })
 
-  const hold: Locks["hold"] = (target, token) =>
-    Effect.gen(function*() {
-      const options = { token, lockTtlMs: leaseMs }
-      // Renewed every third of a lease, and sooner after a failure, so one failed renewal does not let the lock lapse.
-      // Renewal stops for good only when the lock is seen gone: released, lapsed, or removed by an invalidation.
-      const renew = (failures: number): Effect.Effect<void> =>
-        Effect.sleep(Duration.millis(failures === 0 ? leaseMs / 3 : leaseMs / 6)).pipe(
-          Effect.zipRight(
-            fence.withMetadataDeadline("renewLock", metadata.renewLock(target.namespace, target.hash, options))
-          ),
-          Effect.matchCauseEffect({
-            onSuccess: (held) =>
-              held ? renew(0) : Effect.logDebug("s3cache: a stampede lock was lost (lapsed, or invalidated)"),
-            onFailure: (cause) =>
-              Cause.isInterruptedOnly(cause)
-                ? Effect.failCause(cause as Cause.Cause<never>)
-                : Effect.zipRight(
-                  Effect.logDebug("s3cache: could not renew a stampede lock; trying again", cause),
-                  renew(failures + 1)
-                )
+  // Held leases are renewed every third of a lease, and sooner after a failure, so one failed renewal does not let
+  // the lock lapse. Renewal stops for good only when the lock is seen gone: released, lapsed, or removed by an
+  // invalidation. One loop renews them all, and runs only while some lease is held: a value computed and committed
+  // within a third of a lease (most are) costs no fiber, no timer and no interruption for its lock.
+  const held = new Map<string, Held>()
+  let renewing = false
+
+  const renewOne = (
+    token: string,
+    lease: { readonly target: LockTarget; due: number; failures: number; renewing: boolean }
+  ) =>
+    fence.withMetadataDeadline(
+      "renewLock",
+      metadata.renewLock(lease.target.namespace, lease.target.hash, { token, lockTtlMs: leaseMs })
+    ).pipe(
+      Effect.matchCauseEffect({
+        onSuccess: (stillHeld) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            lease.renewing = false
+            lease.due = now + leaseMs / 3
+            if (stillHeld) return Effect.void
+            held.delete(token)
+            return Effect.logDebug("s3cache: a stampede lock was lost (lapsed, or invalidated)")
+          }),
+        onFailure: (cause) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            lease.renewing = false
+            lease.due = now + leaseMs / 6
+            return Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Effect.logDebug("s3cache: could not renew a stampede lock; trying again", cause)
           })
-        )
-      const renewal = yield* FiberSet.run(housekeeping, Effect.interruptible(renew(0)))
+      })
+    )
+
+  /** Renew what is due, sleep until the next is; stop when no lease is held (a new one starts the loop again). */
+  const renewals: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    if (held.size === 0) {
+      renewing = false
+      return Effect.void
+    }
+    let next = Infinity
+    const due: Array<Effect.Effect<unknown>> = []
+    for (const [token, lease] of held) {
+      if (lease.renewing) continue
+      if (lease.due <= now) {
+        lease.renewing = true
+        due.push(FiberSet.run(housekeeping, Effect.interruptible(renewOne(token, lease))))
+      } else next = Math.min(next, lease.due)
+    }
+    // a lease being renewed is due again a sixth of a lease from now at the latest (renewed, or failed)
+    if (due.length > 0) next = Math.min(next, now + leaseMs / 6)
+    return Effect.zipRight(
+      Effect.all(due, { discard: true }),
+      Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, next - now))), renewals)
+    )
+  })
+
+  const hold: Locks["hold"] = (target, token) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      held.set(token, { target, due: now + leaseMs / 3, renewing: false })
       let ended = false
-      return {
+      const lease: Lease = {
         token,
         end: (released) =>
           Effect.suspend(() => {
             if (ended) return Effect.void
             ended = true
+            held.delete(token)
             if (released) tokens.delete(token)
-            return Effect.zipRight(
-              Fiber.interruptFork(renewal),
-              released ? Effect.void : background(release(target, token))
-            )
+            return released ? Effect.void : background(release(target, token))
           })
       }
+      if (renewing) return Effect.succeed(lease)
+      renewing = true
+      return Effect.as(FiberSet.run(housekeeping, Effect.interruptible(renewals)), lease)
     })
 
   const releaseAll: Locks["releaseAll"] = Effect.flatMap(Clock.currentTimeMillis, (now) =>

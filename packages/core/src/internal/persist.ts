@@ -28,6 +28,7 @@ import type { Lease } from "./locks.js"
 import * as Permits from "./permits.js"
 import type { Plan } from "./plan.js"
 import { randomId } from "./random.js"
+import * as tracing from "./tracing.js"
 
 /** @internal */
 export interface Persist {
@@ -190,7 +191,7 @@ export const make = (
           ),
         // interrupted (closing ran out of time): the lock is released by the lease, or by the cache's last finalizer
         Effect.onInterrupt(() => lease.end(false)),
-        Effect.withSpan("Cache.persist", {
+        tracing.withSpan("Cache.persist", {
           attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash }
         })
       )
