@@ -542,6 +542,24 @@ describe("Serializer", () => {
           assert.strictEqual(encoded.codecVersion, 1)
         }
       }))
+
+    it.live("a payload hashed in slices (over 4 MiB) has the same checksum, and a flipped bit in any slice is found", () =>
+      Effect.gen(function*() {
+        const payload = new Uint8Array(9 * 1024 * 1024 + 17)
+        for (let i = 0; i < payload.length; i += 4096) payload[i] = i % 251
+        const encoded = yield* serializer.encode(payload, { format: "bytes", compression: "none" })
+        assert.strictEqual(encoded.checksum, sha256(encoded.bytes))
+        // the event loop turns between slices: a timer due meanwhile runs before the hash is done
+        let turned = false
+        setTimeout(() => (turned = true), 0)
+        assert.deepStrictEqual(yield* serializer.decode(encoded.bytes, recordOf(encoded)), payload)
+        assert.isTrue(turned)
+        for (const at of [0, 4 * 1024 * 1024 + 3, encoded.bytes.length - 1]) {
+          const corrupt = encoded.bytes.slice()
+          corrupt[at]! ^= 1
+          assertFailure(yield* Effect.flip(serializer.decode(corrupt, recordOf(encoded))), "Checksum", "bytes")
+        }
+      }))
   })
 
   describe("snapshot, seal, unseal, restore", () => {

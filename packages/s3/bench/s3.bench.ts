@@ -13,15 +13,21 @@
  *   longest event-loop stall (`monitorEventLoopDelay`) and GC pause during a 100 MB get. Only this section:
  *   `pnpm exec tsx packages/s3/bench/s3.bench.ts --get-overhead` (`--server moto` for moto_server instead of
  *   s3rver).
+ * - The longest event-loop stall while `Cache.cached` computes, writes and hits a 100 MB value on S3: only this
+ *   section, `--cache-stall`.
  *
  * s3rver is a JavaScript server writing to disk: absolute numbers say more about it than about S3. Compare the
  * store with the raw SDK within one run.
  */
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
+import * as Cache from "@s3cache/core/Cache"
+import * as MetadataStore from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
@@ -182,6 +188,65 @@ const getOverhead = (server: Pick<ChildServer, "endpoint" | "credentials">) =>
     return [...rows, ...stallRows]
   })
 
+/**
+ * The event loop's longest stall while `Cache.cached` handles a 100 MB value (half random bytes, half text) on S3:
+ * the call that computes it (the value is snapshotted before the caller gets it: one copy), the background write
+ * (compress, hash, upload), and a hit (download, hash, decompress). Metadata in memory. Also `--cache-stall` alone.
+ */
+const cacheStall = (server: Pick<ChildServer, "endpoint" | "credentials">) =>
+  Effect.gen(function*() {
+    const layer = Cache.layer({ name: "bench-stall" }).pipe(
+      Layer.provide(MetadataStore.layerMemory),
+      Layer.provide(S3BlobStore.layer(storeOptions(server, bucket)))
+    )
+    const runtime = yield* Effect.acquireRelease(
+      Effect.sync(() => ManagedRuntime.make(layer)),
+      (runtime) => Effect.promise(() => runtime.dispose())
+    )
+    const value = new Uint8Array(100 * MB)
+    crypto.randomFillSync(value.subarray(0, 50 * MB))
+    value.fill(97, 50 * MB)
+    const pauses: Array<PerformanceEntry> = []
+    const observer = new PerformanceObserver((list) => pauses.push(...list.getEntries()))
+    observer.observe({ entryTypes: ["gc"] })
+    yield* Effect.addFinalizer(() => Effect.sync(() => observer.disconnect()))
+    const stall = async (f: () => Promise<unknown>) => {
+      const histogram = monitorEventLoopDelay({ resolution: 1 })
+      histogram.enable()
+      // the histogram measures from its first timer on: let it start before the work does
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const started = performance.now()
+      await f()
+      const ended = performance.now()
+      histogram.disable()
+      // GC entries arrive after the fact
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      const during = pauses.splice(0).filter((entry) => entry.startTime >= started && entry.startTime <= ended)
+      const gcMax = Math.max(0, ...during.map((entry) => entry.duration))
+      return `${(histogram.max / 1e6).toFixed(1)} (GC ${gcMax.toFixed(1)}; ${fmt(ended - started)} ms)`
+    }
+    const rows = [
+      "",
+      "| cached 100 MB on S3 | max event-loop delay, ms (longest GC pause; elapsed), each of 3 keys |",
+      "|---|---|"
+    ]
+    const results = { miss: [] as Array<string>, write: [] as Array<string>, hit: [] as Array<string> }
+    for (let i = 0; i < 3; i++) {
+      const key = `stall-${Date.now()}-${i}`
+      const call = () => runtime.runPromise(Cache.cached(Effect.succeed(value), key))
+      gc()
+      results.miss.push(yield* Effect.promise(() => stall(call)))
+      results.write.push(yield* Effect.promise(() => stall(() => runtime.runPromise(Cache.flush))))
+      gc()
+      results.hit.push(yield* Effect.promise(() => stall(call)))
+    }
+    rows.push(`| miss: the effect's value to the caller (snapshot: one copy) | ${results.miss.join(", ")} |`)
+    rows.push(`| background write: zstd, sha256, upload | ${results.write.join(", ")} |`)
+    rows.push(`| hit: download, sha256, zstd | ${results.hit.join(", ")} |`)
+    yield* line(rows.join("\n"))
+    return rows
+  })
+
 const main = Effect.gen(function*() {
   const server = yield* s3rver
   yield* createBucket(server, bucket)
@@ -291,13 +356,14 @@ const main = Effect.gen(function*() {
     yield* line(memory[memory.length - 1]!)
   }
   const overhead = yield* getOverhead(server)
-  return [...rows, ...throughput, ...memory, ...overhead]
+  const stalls = yield* cacheStall(server)
+  return [...rows, ...throughput, ...memory, ...overhead, ...stalls]
 })
 
 const getOverheadOnly = Effect.gen(function*() {
   const server = yield* (process.argv.includes("moto") ? motoServer : s3rver)
   yield* createBucket(server, bucket)
-  return yield* getOverhead(server)
+  return process.argv.includes("--cache-stall") ? yield* cacheStall(server) : yield* getOverhead(server)
 })
 
 interface RoundTrip {
@@ -371,7 +437,7 @@ if (roundTripAt >= 0) {
     process.exitCode = 1
   })
 } else {
-  const only = process.argv.includes("--get-overhead")
+  const only = process.argv.includes("--get-overhead") || process.argv.includes("--cache-stall")
   const server = only && process.argv.includes("moto") ? "moto_server" : "s3rver"
   console.log(
     `s3cache S3 bench: Node ${process.version}, ${os.cpus().length} cores, ${server} on loopback; times in ms`

@@ -190,6 +190,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
 
   /** A value read from the shared stores, kept in the tier: its bytes (a copy: the value may own the snapshot's). */
   const keep = (plan: Plan, decision: decisions.Hit, startedAt: bigint, generation: number) => {
+    // the tier would refuse it: spare the copy (of up to the largest payloads)
+    if (decision.snapshot.bytes.byteLength >= config.l1MaxBytes) return
     const now = Number(startedAt / 1_000_000n)
     tier!.set(plan.namespace, plan.hash, {
       snapshot: { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) },

@@ -34,11 +34,40 @@ export const messageOf = (u: unknown): string => u instanceof Error ? u.message 
 export const isCompression = (name: string): name is Compression =>
   name === "zstd" || name === "gzip" || name === "none"
 
-/** @internal */
-export const checksumOf: (bytes: Uint8Array) => string = typeof Crypto.hash === "function"
+const checksumSync: (bytes: Uint8Array) => string = typeof Crypto.hash === "function"
   // one-shot (Node 20.12+): the same digest without a `Hash` object, which costs more than hashing a small payload
   ? (bytes) => "sha256:" + Crypto.hash("sha256", bytes, "hex")
   : (bytes) => "sha256:" + Crypto.createHash("sha256").update(bytes).digest("hex")
+
+/** Hashed in one go up to this size (~2 ms here); larger payloads in slices of it, the event loop turning between. */
+const checksumSlice = 4 * 1024 * 1024
+
+/** The event loop's next turn: timers and I/O run before the work goes on (a microtask would not let them). */
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const immediate = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(immediate))
+})
+
+/**
+ * The sha256 checksum kept in the record. Hashing 100 MB takes ~80 ms: a large payload is hashed in slices, so that
+ * other callers' timers and I/O are not held up while it is.
+ *
+ * @internal
+ */
+export const checksumOf = (bytes: Uint8Array): Effect.Effect<string> => {
+  if (bytes.byteLength <= checksumSlice) return Effect.sync(() => checksumSync(bytes))
+  return Effect.suspend(() => {
+    const hash = Crypto.createHash("sha256")
+    const step = (offset: number): Effect.Effect<string> => {
+      hash.update(bytes.subarray(offset, offset + checksumSlice))
+      const next = offset + checksumSlice
+      return next >= bytes.byteLength
+        ? Effect.succeed("sha256:" + hash.digest("hex"))
+        : Effect.zipRight(nextTurn, Effect.suspend(() => step(next)))
+    }
+    return step(0)
+  })
+}
 
 // zstd and zlib want a Buffer; a view over the same memory spares a copy of a large payload.
 const asBuffer = (bytes: Uint8Array): Buffer =>

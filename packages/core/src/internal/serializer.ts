@@ -59,7 +59,7 @@ export const make = (options: Options): Service => {
         format: snapshot.format,
         compression,
         rawSize: snapshot.bytes.byteLength,
-        checksum: checksumOf(bytes),
+        checksum: yield* checksumOf(bytes),
         codecVersion
       }
     })
@@ -118,23 +118,24 @@ export const make = (options: Options): Service => {
       const decoder = decoderFor(format, options.schema, copyBytes)
       if (decoder instanceof SerializationError) return Effect.fail(decoder)
       if (!isCompression(compression)) return Effect.fail(unknownCompression(format, compression, true))
-      const actual = checksumOf(bytes)
-      if (actual !== options.checksum) {
-        return Effect.fail(
-          new SerializationError({
-            reason: "Checksum",
-            format,
-            description: `the stored bytes do not match their checksum (expected ${
-              options.checksum.slice(0, 19)
-            }…, got ${
-              actual.slice(0, 19)
-            }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
-          })
-        )
-      }
-      return compression === "none"
-        ? Effect.succeed([{ format, bytes }, decoder] as const)
-        : Effect.map(decompress(bytes, compression, format), (raw) => [{ format, bytes: raw }, decoder] as const)
+      return Effect.flatMap(checksumOf(bytes), (actual) => {
+        if (actual !== options.checksum) {
+          return Effect.fail(
+            new SerializationError({
+              reason: "Checksum",
+              format,
+              description: `the stored bytes do not match their checksum (expected ${
+                options.checksum.slice(0, 19)
+              }…, got ${
+                actual.slice(0, 19)
+              }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
+            })
+          )
+        }
+        return compression === "none"
+          ? Effect.succeed([{ format, bytes }, decoder] as const)
+          : Effect.map(decompress(bytes, compression, format), (raw) => [{ format, bytes: raw }, decoder] as const)
+      })
     })
 
   const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
