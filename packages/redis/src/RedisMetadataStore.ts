@@ -85,6 +85,13 @@ export interface Options {
    */
   readonly lruResolution?: Duration.DurationInput | undefined
   /**
+   * Shards per namespace, 1 to 1024 (default 1): each is a hash tag of its own, so on a Redis Cluster a namespace
+   * spreads over up to this many slots (and nodes) instead of one; each shard keeps its share of `maxCacheEntries`.
+   * Every process of a deployment must use the same value: entries written under another layout are not found (they
+   * expire by their TTL). See "Scaling" in the README.
+   */
+  readonly slotsPerNamespace?: number | undefined
+  /**
    * extra ioredis options, applied last (they can undo the bounded defaults: take care); typed by the ioredis you
    * installed, so with ioredis 6 they include `protocol` and `replyMapping`
    */
@@ -139,6 +146,10 @@ const connect = (options: Options) =>
     const removeBatchSize = options.removeBatchSize ?? 500
     if (!Number.isSafeInteger(removeBatchSize) || removeBatchSize < 1) {
       return yield* invalid(`removeBatchSize must be a positive integer (got ${String(removeBatchSize)})`)
+    }
+    const slotsPerNamespace = options.slotsPerNamespace ?? 1
+    if (!Number.isSafeInteger(slotsPerNamespace) || slotsPerNamespace < 1 || slotsPerNamespace > 1024) {
+      return yield* invalid(`slotsPerNamespace must be an integer from 1 to 1024 (got ${String(slotsPerNamespace)})`)
     }
     const lruResolution = yield* CacheConfig.nonNegativeDuration(
       options.lruResolution ?? "1 second",
@@ -195,7 +206,8 @@ const connect = (options: Options) =>
       store: store.make(client.defineScripts(redis), {
         keyPrefix,
         removeBatchSize,
-        lruResolutionUs: Math.round(Duration.toMillis(lruResolution) * 1000)
+        lruResolutionUs: Math.round(Duration.toMillis(lruResolution) * 1000),
+        slotsPerNamespace
       })
     }
   })
@@ -232,7 +244,7 @@ export const layer = (options: Options = {}): Layer.Layer<MetadataStore | CacheB
 /**
  * Options from `S3CACHE_*` variables: `S3CACHE_REDIS_URL`, `S3CACHE_REDIS_CLUSTER_NODES` (`host:port,host:port`),
  * `S3CACHE_REDIS_USERNAME`, `S3CACHE_REDIS_PASSWORD`, `S3CACHE_REDIS_KEY_PREFIX`, `S3CACHE_REDIS_COMMAND_TIMEOUT`,
- * `S3CACHE_REDIS_CONNECT_TIMEOUT`, `S3CACHE_REDIS_LRU_RESOLUTION`.
+ * `S3CACHE_REDIS_CONNECT_TIMEOUT`, `S3CACHE_REDIS_LRU_RESOLUTION`, `S3CACHE_REDIS_SLOTS_PER_NAMESPACE`.
  *
  * @since 0.1.0
  * @category config
@@ -246,7 +258,8 @@ export const config: Config.Config<Options> = Config.nested(
     keyPrefix: Config.option(Config.string("KEY_PREFIX")),
     commandTimeout: Config.option(CacheConfig.duration("COMMAND_TIMEOUT")),
     connectTimeout: Config.option(CacheConfig.duration("CONNECT_TIMEOUT")),
-    lruResolution: Config.option(CacheConfig.duration("LRU_RESOLUTION"))
+    lruResolution: Config.option(CacheConfig.duration("LRU_RESOLUTION")),
+    slotsPerNamespace: Config.option(Config.integer("SLOTS_PER_NAMESPACE"))
   }).pipe(Config.mapOrFail(({ nodes, ...rest }) => {
     const options: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(rest) as Array<[string, Option.Option<unknown>]>) {

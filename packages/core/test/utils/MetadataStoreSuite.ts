@@ -35,6 +35,12 @@ export interface MetadataStoreSuiteOptions {
    * check at about half of it and a quarter past it, so raise it if the backend is slow to answer.
    */
   readonly ttlMs?: number | undefined
+  /**
+   * Shards per namespace (a Redis store's `slotsPerNamespace`; default 1). With more than one, the store keeps
+   * `maxEntries` per shard, so the tests of the exact LRU order across a whole namespace do not apply (skipped), and a
+   * `clearNamespace` step works on every shard at once (bounded per shard).
+   */
+  readonly shards?: number | undefined
 }
 
 const runId = Math.random().toString(36).slice(2, 10)
@@ -158,6 +164,11 @@ export const metadataStoreSuite = (
   // overwrites the methods of the global `it`, which would change the environment of every later test in the file.
   const test = (title: string, self: () => Effect.Effect<void, unknown, MetadataStore>): void =>
     (testClock ? it.effect : it.live)(title, () => Effect.provide(self(), layer))
+  /** a test of the LRU order across a whole namespace */
+  const shards = options.shards ?? 1
+  const evictionTest = shards > 1
+    ? (title: string, _self: () => Effect.Effect<void, unknown, MetadataStore>): void => it.skip(title, () => {})
+    : test
 
   describe(name, () => {
     test("lookup of an unknown hash takes the lock; nothing is stored", () =>
@@ -337,34 +348,37 @@ export const metadataStoreSuite = (
         assert.deepStrictEqual(yield* store.getMany(ns, [old.hash, future.hash]), [Option.none(), Option.none()])
       }))
 
-    test("a commit drops expired entries before evicting, and does not count them as evicted", () =>
-      Effect.gen(function*() {
-        const store = yield* MetadataStore
-        const ns = yield* freshNamespace
-        const shortLived = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
-        const b = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
-        const c = makeRecord(ns, hashOf("c"), { ttlMs: ttl * 100 })
-        yield* commitHeld(store, shortLived, 2)
-        yield* tick
-        yield* commitHeld(store, b, 2)
-        yield* halfTtl
-        yield* pastTtl
-        const result = committedOf(yield* commitHeld(store, c, 2))
-        assert.strictEqual(result.evicted, 0)
-        // Whether an expired record's object key can still be reported depends on the backend (a Redis key is gone
-        // once it expired); a live record's key never is.
-        for (const key of result.obsolete) {
-          assert.strictEqual(key, shortLived.objectKey)
-        }
-        assert.deepStrictEqual(yield* store.getMany(ns, [shortLived.hash, b.hash, c.hash]), [
-          Option.none(),
-          Option.some(b),
-          Option.some(c)
-        ])
-        assert.strictEqual(yield* store.size(ns), 2)
-      }))
+    evictionTest(
+      "a commit drops expired entries before evicting, and does not count them as evicted",
+      () =>
+        Effect.gen(function*() {
+          const store = yield* MetadataStore
+          const ns = yield* freshNamespace
+          const shortLived = makeRecord(ns, hashOf("a"), { ttlMs: ttl })
+          const b = makeRecord(ns, hashOf("b"), { ttlMs: ttl * 100 })
+          const c = makeRecord(ns, hashOf("c"), { ttlMs: ttl * 100 })
+          yield* commitHeld(store, shortLived, 2)
+          yield* tick
+          yield* commitHeld(store, b, 2)
+          yield* halfTtl
+          yield* pastTtl
+          const result = committedOf(yield* commitHeld(store, c, 2))
+          assert.strictEqual(result.evicted, 0)
+          // Whether an expired record's object key can still be reported depends on the backend (a Redis key is gone
+          // once it expired); a live record's key never is.
+          for (const key of result.obsolete) {
+            assert.strictEqual(key, shortLived.objectKey)
+          }
+          assert.deepStrictEqual(yield* store.getMany(ns, [shortLived.hash, b.hash, c.hash]), [
+            Option.none(),
+            Option.some(b),
+            Option.some(c)
+          ])
+          assert.strictEqual(yield* store.size(ns), 2)
+        })
+    )
 
-    test("eviction drops the least recently accessed entry, not the oldest one", () =>
+    evictionTest("eviction drops the least recently accessed entry, not the oldest one", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
@@ -391,7 +405,7 @@ export const metadataStoreSuite = (
         assert.deepStrictEqual(yield* commitHeld(store, e, 3), committed([c!.objectKey], 1))
       }))
 
-    test("a commit counts as an access", () =>
+    evictionTest("a commit counts as an access", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
@@ -413,7 +427,7 @@ export const metadataStoreSuite = (
         ])
       }))
 
-    test("getMany does not count as an access", () =>
+    evictionTest("getMany does not count as an access", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
@@ -434,7 +448,7 @@ export const metadataStoreSuite = (
         ])
       }))
 
-    test("a commit evicts as many entries as it takes to reach maxEntries", () =>
+    evictionTest("a commit evicts as many entries as it takes to reach maxEntries", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore
         const ns = yield* freshNamespace
@@ -743,7 +757,8 @@ export const metadataStoreSuite = (
           if (step.done) break
           assert.isBelow(steps, 100)
         }
-        assert.isAtLeast(steps, 3)
+        // 2,500 records in batches of (by default) 500 per shard: several steps however many shards
+        assert.isAtLeast(steps, shards === 1 ? 3 : 2)
         assert.deepStrictEqual(sorted(keys), sorted(records.map((r) => r.objectKey)))
         assert.strictEqual(yield* store.size(ns), 0)
       }))

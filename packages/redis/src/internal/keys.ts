@@ -1,6 +1,9 @@
 /**
- * The Redis keys of the metadata store. Every key of a namespace carries the hash tag `{ns}`: one slot on a Redis
- * Cluster, so one script may touch them all (the layout is described in `scripts.ts`).
+ * The Redis keys of the metadata store. A namespace is spread over `slots` shards (default 1), each with the keys of
+ * `scripts.ts` under a hash tag of its own: `{ns}` for the first, `{ns/1}`, `{ns/2}`, … for the others (`/` is not
+ * allowed in a namespace, so no other namespace has these tags). An entry lives in the shard its hash picks; each
+ * shard is one slot on a Redis Cluster, so one script may touch all of a shard's keys, and a hot namespace spreads
+ * over as many nodes as it has shards.
  *
  * @since 0.2.0
  */
@@ -19,8 +22,8 @@ export interface NamespaceKeys {
   readonly legacyLocks: string
 }
 
-const keysOf = (prefix: string, namespace: string): NamespaceKeys => {
-  const base = `${prefix}{${namespace}}:`
+const keysOf = (prefix: string, namespace: string, shard: number): NamespaceKeys => {
+  const base = shard === 0 ? `${prefix}{${namespace}}:` : `${prefix}{${namespace}/${shard}}:`
   return {
     entryPrefix: `${base}r:`,
     entry: (hash) => `${base}r:${hash}`,
@@ -34,21 +37,64 @@ const keysOf = (prefix: string, namespace: string): NamespaceKeys => {
   }
 }
 
+/** @internal */
+export interface Keys {
+  /** shards per namespace */
+  readonly slots: number
+  /** the keys of the shard that holds `hash` */
+  readonly of: (namespace: string, hash: string) => NamespaceKeys
+  /** the keys of every shard of the namespace */
+  readonly all: (namespace: string) => ReadonlyArray<NamespaceKeys>
+  /** `hashes` by shard, each with its positions in `hashes` */
+  readonly group: (
+    namespace: string,
+    hashes: ReadonlyArray<string>
+  ) => ReadonlyArray<{ readonly keys: NamespaceKeys; readonly hashes: Array<string>; readonly at: Array<number> }>
+}
+
 /**
- * The keys of a namespace under `prefix`, made once per namespace rather than on every call (a hit would build ten
- * strings for the two it uses).
+ * The shard of an entry: its hash's first 32 bits (the hash is sha256, so shards fill evenly), modulo `slots`.
  *
  * @internal
  */
-export const make = (prefix: string): (namespace: string) => NamespaceKeys => {
-  const made = new Map<string, NamespaceKeys>()
-  return (namespace) => {
+export const shardOf = (hash: string, slots: number): number =>
+  slots === 1 ? 0 : Number.parseInt(hash.slice(0, 8), 16) % slots
+
+/**
+ * The keys under `prefix`, made once per namespace rather than on every call (a hit would build ten strings for the
+ * two it uses).
+ *
+ * @internal
+ */
+export const make = (prefix: string, slots = 1): Keys => {
+  const made = new Map<string, ReadonlyArray<NamespaceKeys>>()
+  const all = (namespace: string) => {
     let keys = made.get(namespace)
     if (keys === undefined) {
       if (made.size >= 1024) made.clear()
-      keys = keysOf(prefix, namespace)
+      keys = Array.from({ length: slots }, (_, shard) => keysOf(prefix, namespace, shard))
       made.set(namespace, keys)
     }
     return keys
+  }
+  return {
+    slots,
+    all,
+    of: (namespace, hash) => all(namespace)[shardOf(hash, slots)]!,
+    group: (namespace, hashes) => {
+      const shards = all(namespace)
+      const groups = new Map<number, { keys: NamespaceKeys; hashes: Array<string>; at: Array<number> }>()
+      hashes.forEach((hash, i) => {
+        const shard = shardOf(hash, slots)
+        let group = groups.get(shard)
+        if (group === undefined) {
+          group = { keys: shards[shard]!, hashes: [], at: [] }
+          groups.set(shard, group)
+        }
+        group.hashes.push(hash)
+        group.at.push(i)
+      })
+      return Array.from(groups.values())
+    }
   }
 }

@@ -23,6 +23,8 @@ export interface StoreOptions {
   readonly removeBatchSize: number
   /** a hit writes the LRU score only when it is older than this, µs (0: every hit) */
   readonly lruResolutionUs: number
+  /** shards per namespace (`keys.ts`); default 1 */
+  readonly slotsPerNamespace?: number | undefined
 }
 
 const acquired: LookupResult = { _tag: "Acquired" }
@@ -37,7 +39,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const call = <A>(method: string, run: () => Promise<A>) => RedisClient.call(method, server, run, commandTimeoutMs)
   const prefix = options.keyPrefix
 
-  const keys = Keys.make(prefix)
+  const keys = Keys.make(prefix, options.slotsPerNamespace ?? 1)
   const namespacesKey = `${prefix}namespaces`
   const idKey = `${prefix}id`
 
@@ -88,7 +90,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const id: MetadataStore["Type"]["id"] = Effect.suspend(() => storeId !== undefined ? Effect.succeed(storeId) : readId)
 
   const removeIfRaw = (namespace: string, hash: string, objectKey: string) => {
-    const k = keys(namespace)
+    const k = keys.of(namespace, hash)
     return call(
       "removeIf",
       () => client.s3cacheRemoveIf(4, k.entry(hash), k.lru, k.exp, k.obj, hash, objectKey)
@@ -109,7 +111,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     )
 
   const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
-    const k = keys(namespace)
+    const k = keys.of(namespace, hash)
     return call("lookup", () =>
       client.s3cacheLookupBuffer(
         4,
@@ -213,7 +215,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("acquireLock", namespace)
       yield* checkHashes("acquireLock", [hash])
-      const k = keys(namespace)
+      const k = keys.of(namespace, hash)
       const attempt = (registered: boolean) =>
         call("acquireLock", () =>
           client.s3cacheAcquireLock(
@@ -239,7 +241,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("renewLock", namespace)
       yield* checkHashes("renewLock", [hash])
-      const k = keys(namespace)
+      const k = keys.of(namespace, hash)
       const renewed = yield* call(
         "renewLock",
         () => client.s3cacheRenewLock(2, k.lock(hash), k.locked, hash, token, lockTtl(lockTtlMs))
@@ -251,7 +253,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("releaseLock", namespace)
       yield* checkHashes("releaseLock", [hash])
-      const k = keys(namespace)
+      const k = keys.of(namespace, hash)
       yield* call("releaseLock", () => client.s3cacheReleaseLock(2, k.lock(hash), k.locked, hash, token))
     }).pipe(RedisClient.withSpan("releaseLock", server, namespace))
 
@@ -259,7 +261,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     Effect.gen(function*() {
       yield* checkNamespace("commit", record.namespace)
       yield* checkHashes("commit", [record.hash])
-      const k = keys(record.namespace)
+      const k = keys.of(record.namespace, record.hash)
       // Taking the lock registered the namespace already; registering it again before the record exists covers a
       // registry that lost it (an operator, an allkeys-* eviction). The registry lives in another slot, so it cannot
       // be part of the script. Both commands are sent at once: one round trip, and the script is on the wire even if
@@ -279,7 +281,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             k.locked,
             record.hash,
             token,
-            maxEntries,
+            // each shard keeps its share of the namespace's entries
+            keys.slots === 1 ? maxEntries : Math.max(1, Math.ceil(maxEntries / keys.slots)),
             Math.max(1, Math.ceil(record.ttlMs)),
             k.entryPrefix,
             record.objectKey,
@@ -298,16 +301,22 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkNamespace("getMany", namespace)
       yield* checkHashes("getMany", hashes)
       if (hashes.length === 0) return []
-      const k = keys(namespace)
-      const replies = yield* call(
-        "getMany",
-        () => client.s3cacheGetManyBuffer(hashes.length, ...hashes.map(k.entry))
-      ).pipe(Effect.flatMap((reply) => tuple("getMany", reply)))
+      // one script per shard the hashes fall in (each shard is a slot of its own), answers put back in order
+      const replies: Array<unknown> = new Array(hashes.length)
+      yield* Effect.forEach(keys.group(namespace, hashes), (group) =>
+        call("getMany", () =>
+          client.s3cacheGetManyBuffer(group.hashes.length, ...group.hashes.map(group.keys.entry)))
+          .pipe(
+            Effect.flatMap((reply) => tuple("getMany", reply)),
+            Effect.map((answers) => group.at.forEach((at, i) => (replies[at] = answers[i])))
+          ), { concurrency: "unbounded", discard: true })
       // A malformed record reads as missing, so that one bad record cannot stop a whole cleanup; the lookup of its
       // hash drops it.
       return yield* Effect.forEach(hashes, (hash, i) => {
         const reply = replies[i]
-        if (!(reply instanceof Uint8Array)) return Effect.succeedNone
+        if (!(reply instanceof Uint8Array)) {
+          return Effect.succeedNone
+        }
         const read = decode(namespace, reply)
         return read._tag === "Record"
           ? Effect.succeedSome(read.record)
@@ -320,18 +329,21 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       yield* checkNamespace("remove", namespace)
       yield* checkHashes("remove", hashes)
       if (hashes.length === 0) return []
-      const k = keys(namespace)
-      return yield* call("remove", () =>
-        client.s3cacheRemove(
-          4 + 2 * hashes.length,
-          k.lru,
-          k.exp,
-          k.obj,
-          k.locked,
-          ...hashes.map(k.entry),
-          ...hashes.map(k.lock),
-          ...hashes
-        )).pipe(Effect.flatMap((reply) => strings("remove", reply)))
+      const removed = yield* Effect.forEach(keys.group(namespace, hashes), ({ hashes, keys: k }) =>
+        call("remove", () =>
+          client.s3cacheRemove(
+            4 + 2 * hashes.length,
+            k.lru,
+            k.exp,
+            k.obj,
+            k.locked,
+            ...hashes.map(k.entry),
+            ...hashes.map(k.lock),
+            ...hashes
+          )).pipe(Effect.flatMap((reply) =>
+            strings("remove", reply)
+          )), { concurrency: "unbounded" })
+      return removed.flat()
     }).pipe(RedisClient.withSpan("remove", server, namespace))
 
   const removeIf: MetadataStore["Type"]["removeIf"] = (namespace, hash, objectKey) =>
@@ -344,26 +356,40 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const clearNamespace: MetadataStore["Type"]["clearNamespace"] = (namespace) =>
     Effect.gen(function*() {
       yield* checkNamespace("clearNamespace", namespace)
-      const k = keys(namespace)
-      const reply = yield* call("clearNamespace", () =>
-        client.s3cacheClearNamespace(
-          5,
-          k.lru,
-          k.exp,
-          k.obj,
-          k.locked,
-          k.legacyLocks,
-          k.entryPrefix,
-          k.lockPrefix,
-          options.removeBatchSize
-        )).pipe(Effect.flatMap((reply) => tuple("clearNamespace", reply)))
-      const objectKeys = yield* strings("clearNamespace", reply[1])
-      if (Number(reply[0]) !== 1) return { done: false, objectKeys } satisfies ClearStep
+      const shards = keys.all(namespace)
+      // one step on every shard; the namespace is done when each of them is
+      const steps = yield* Effect.forEach(shards, (k) =>
+        call("clearNamespace", () =>
+          client.s3cacheClearNamespace(
+            5,
+            k.lru,
+            k.exp,
+            k.obj,
+            k.locked,
+            k.legacyLocks,
+            k.entryPrefix,
+            k.lockPrefix,
+            options.removeBatchSize
+          )).pipe(
+            Effect.flatMap((reply) => tuple("clearNamespace", reply)),
+            Effect.flatMap((reply) =>
+              Effect.map(strings("clearNamespace", reply[1]), (objectKeys) => ({
+                done: Number(reply[0]) === 1,
+                objectKeys
+              }))
+            )
+          ), { concurrency: "unbounded" })
+      const objectKeys = steps.flatMap((step) => step.objectKeys)
+      if (!steps.every((step) => step.done)) return { done: false, objectKeys } satisfies ClearStep
       yield* call("clearNamespace", () => client.srem(namespacesKey, namespace))
       // a lock (or a record) taken between the last step and the SREM registered the namespace just before it:
-      // register it again, or `clear` would never reach that computation
-      const live = yield* call("clearNamespace", () => client.exists(k.lru, k.locked))
-      if (Number(live) > 0) yield* register("clearNamespace", namespace)
+      // register it again, or `clear` would never reach that computation (each shard is a slot: one EXISTS each)
+      const live = yield* Effect.forEach(
+        shards,
+        (k) => call("clearNamespace", () => client.exists(k.lru, k.locked)),
+        { concurrency: "unbounded" }
+      )
+      if (live.some((count) => Number(count) > 0)) yield* register("clearNamespace", namespace)
       return { done: true, objectKeys } satisfies ClearStep
     }).pipe(RedisClient.withSpan("clearNamespace", server, namespace))
 
@@ -380,8 +406,12 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
   const size: MetadataStore["Type"]["size"] = (namespace) =>
     Effect.gen(function*() {
       yield* checkNamespace("size", namespace)
-      const k = keys(namespace)
-      return Number(yield* call("size", () => client.s3cacheSize(2, k.lru, k.exp)))
+      const sizes = yield* Effect.forEach(
+        keys.all(namespace),
+        (k) => call("size", () => client.s3cacheSize(2, k.lru, k.exp)),
+        { concurrency: "unbounded" }
+      )
+      return sizes.reduce<number>((sum, size) => sum + Number(size), 0)
     }).pipe(RedisClient.withSpan("size", server, namespace))
 
   return {
