@@ -112,10 +112,46 @@ describe("RedisMetadataStore", () => {
       sent.length = 0
       const result = yield* store.lookup("roundtrips", record.hash, lockOf("t"))
       assert.strictEqual(result._tag, "Hit")
-      assert.deepStrictEqual(sent, ["evalsha"])
-      // the server agrees: one script call (the commands it lists besides are those the script ran inside)
+      // the LRU score is fresh (the previous lookup said how old it was): a plain GET, no script
+      assert.deepStrictEqual(sent, ["get"])
       const stats = yield* Effect.promise(() => client.info("commandstats"))
-      assert.match(stats, /cmdstat_evalsha:calls=1,/)
+      assert.match(stats, /cmdstat_get:calls=1,/)
+      assert.notMatch(stats, /cmdstat_evalsha/)
+    }))
+
+  it.scopedLive("within lruResolution of the entry's LRU score a lookup is a plain GET; a record gone meanwhile is looked up by the script, which takes the lock", () =>
+    Effect.gen(function*() {
+      const client = yield* raw
+      const sent = recordCommands(client)
+      const store = yield* RedisMetadataStore.make({ client, lruResolution: "400 millis" })
+      const ns = yield* freshNamespace
+      const record = makeRecord(ns, hashOf("plain-get"))
+      yield* commitHeld(store, record, 10)
+      // another entry keeps the namespace's indexes alive once `record` is removed (a lookup then needs no SADD)
+      yield* commitHeld(store, makeRecord(ns, hashOf("keeper")), 10)
+      sent.length = 0
+      // the first lookup does not know the score's age: the script, which tells it
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Hit", record })
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Hit", record })
+      assert.deepStrictEqual(sent, ["evalsha", "get"])
+      // past the resolution the score is due again: the script writes it
+      yield* Effect.sleep("450 millis")
+      sent.length = 0
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Hit", record })
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Hit", record })
+      assert.deepStrictEqual(sent, ["evalsha", "get"])
+      // removed (an invalidation by another process): the GET finds nothing, the script takes the lock
+      yield* store.remove(ns, [record.hash])
+      sent.length = 0
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Acquired" })
+      assert.deepStrictEqual(sent, ["get", "evalsha"])
+      // lruResolution 0: every hit writes its score, so every lookup is the script
+      const exact = yield* RedisMetadataStore.make({ client, lruResolution: 0 })
+      const other = makeRecord(ns, hashOf("exact"))
+      yield* commitHeld(exact, other, 10)
+      sent.length = 0
+      for (let i = 0; i < 3; i++) yield* exact.lookup(ns, other.hash, lockOf("t"))
+      assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha"])
     }))
 
   it.scoped("a miss is one round trip too, but for the first lock in a namespace, which registers it (and checks)", () =>

@@ -76,11 +76,13 @@ end
 
 /**
  * KEYS: entry, lru, lock, locked. ARGV: hash, token, lockTtlMs, registered ("1" when the caller has just registered
- * the namespace), LRU resolution (µs). Returns `{1, record}` (hit), `{2}` (lock acquired), `{3}` (busy) or `{4}`
+ * the namespace), LRU resolution (µs). Returns `{1, record, age}` (hit), `{2}` (lock acquired), `{3}` (busy) or `{4}`
  * (register the namespace, then ask again).
  *
  * A hit is a read: the LRU score is written only when the one it has is older than the resolution (or when the
- * resolution is 0), so a hot key costs a ZSCORE, not a ZADD that reorders the index on every hit.
+ * resolution is 0), so a hot key costs a ZSCORE, not a ZADD that reorders the index on every hit. `age`: how old the
+ * entry's LRU score is after this hit, µs (0 when it was just written, -1 when unknown): until it reaches the
+ * resolution, the client may read the record with a plain GET (`lookup.ts`).
  *
  * @internal
  */
@@ -89,14 +91,19 @@ local value = redis.call("GET", KEYS[1])
 if value then
   local resolution = tonumber(ARGV[5])
   local touch = resolution == 0
+  local age = -1
   if not touch then
     local score = redis.call("ZSCORE", KEYS[2], ARGV[1])
     local t = redis.call("TIME")
-    touch = not score or tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(score) >= resolution
+    if score then age = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(score) end
+    touch = not score or age >= resolution
   end
   -- best effort: a refused touch (maxmemory under noeviction) costs LRU precision, not the hit
-  if touch then redis.pcall("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1]) end
-  return {1, value}
+  if touch then
+    local done = redis.pcall("ZADD", KEYS[2], accessScore(KEYS[2]), ARGV[1])
+    if type(done) == "table" and done.err then age = -1 else age = 0 end
+  end
+  return {1, value, age}
 end
 return {takeLock(KEYS[3], KEYS[4], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
 `

@@ -6,7 +6,7 @@
  */
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
-import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
+import type { ClearStep, CommitResult, EntryRecord, MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
@@ -14,7 +14,8 @@ import type { Client, Scripted } from "./client.js"
 import * as RedisClient from "./client.js"
 import { Either } from "./effect3.js"
 import * as Keys from "./keys.js"
-import { decode, encode, type Malformed } from "./record.js"
+import * as Lookup from "./lookup.js"
+import { decode, encode } from "./record.js"
 import * as Replies from "./replies.js"
 
 /** @internal */
@@ -27,8 +28,6 @@ export interface StoreOptions {
   readonly slotsPerNamespace?: number | undefined
 }
 
-const acquired: LookupResult = { _tag: "Acquired" }
-const busy: LookupResult = { _tag: "Busy" }
 const lockLost: CommitResult = { _tag: "LockLost" }
 
 /** @internal */
@@ -110,106 +109,21 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       Effect.flatMap((member) => Number(member) === 1 ? Effect.void : register(method, namespace))
     )
 
-  const lookupOnce = (namespace: string, hash: string, token: string, lockTtlMs: number, registered: boolean) => {
-    const k = keys.of(namespace, hash)
-    return call("lookup", () =>
-      client.s3cacheLookupBuffer(
-        4,
-        k.entry(hash),
-        k.lru,
-        k.lock(hash),
-        k.locked,
-        hash,
-        token,
-        lockTtl(lockTtlMs),
-        registered ? "1" : "0",
-        options.lruResolutionUs
-      )).pipe(
-        Effect.flatMap((
-          reply
-        ): Effect.Effect<LookupResult | Malformed | { readonly _tag: "Unregistered" }, MetadataStoreError> => {
-          // integers arrive as numbers, or as strings under `stringNumbers`
-          const [tag, value] = Array.isArray(reply) ? [Number(String(reply[0])), reply[1]] : [Number.NaN, undefined]
-          if (tag === 2) return Effect.succeed(acquired)
-          if (tag === 3) return Effect.succeed(busy)
-          if (tag === 4 && !registered) return Effect.succeed({ _tag: "Unregistered" })
-          if (tag !== 1 || !(value instanceof Uint8Array)) {
-            return Effect.fail(
-              new MetadataStoreError({
-                reason: "Protocol",
-                method: "lookup",
-                description: `Redis at ${server}: an unexpected lookup reply`
-              })
-            )
-          }
-          const read = decode(namespace, value)
-          return Effect.succeed(read._tag === "Record" ? { _tag: "Hit", record: read.record } : read)
-        })
-      )
-  }
-
-  // The common answers (a hit, the lock, busy) come from one call; the rest (register the namespace, drop a malformed
-  // record) go on in `lookupAgain`.
-  const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, { lockTtlMs, token }) => {
-    const namespaceChecked = checkNamespace("lookup", namespace)
-    const hashChecked = checkHashes("lookup", [hash])
-    return (
-      Either.isLeft(namespaceChecked)
-        ? Effect.fail(namespaceChecked.left)
-        : Either.isLeft(hashChecked)
-        ? Effect.fail(hashChecked.left)
-        : Effect.flatMap(
-          lookupOnce(namespace, hash, token, lockTtlMs, false),
-          (result) =>
-            result._tag === "Unregistered" || result._tag === "Malformed"
-              ? lookupAgain(namespace, hash, token, lockTtlMs, result)
-              : Effect.succeed(result)
-        )
-    ).pipe(RedisClient.withSpan("lookup", server, namespace))
-  }
-
-  const lookupAgain = (
-    namespace: string,
-    hash: string,
-    token: string,
-    lockTtlMs: number,
-    first: Malformed | { readonly _tag: "Unregistered" }
-  ): Effect.Effect<LookupResult, MetadataStoreError> =>
-    Effect.gen(function*() {
-      let registered = false
-      let dropped = false
-      let result: LookupResult | Malformed | { readonly _tag: "Unregistered" } = first
-      // at most three calls: one to register the namespace, one after dropping a malformed record
-      while (true) {
-        switch (result._tag) {
-          case "Unregistered": {
-            yield* register("lookup", namespace)
-            registered = true
-            break
-          }
-          case "Malformed": {
-            // A record that does not decode would fail every lookup until its TTL ends: drop exactly it and look
-            // again, so the caller takes the lock and writes a good one.
-            if (dropped) {
-              return yield* new MetadataStoreError({
-                reason: "Protocol",
-                method: "lookup",
-                description:
-                  `Redis at ${server}: the entry record is malformed again after it was dropped: ${result.description}`
-              })
-            }
-            yield* removeIfRaw(namespace, hash, result.objectKey)
-            yield* warnMalformed("lookup", namespace, hash, result)
-            dropped = true
-            break
-          }
-          default:
-            if (registered && result._tag === "Acquired") yield* confirmRegistered("lookup", namespace)
-            return result
-        }
-        result = yield* lookupOnce(namespace, hash, token, lockTtlMs, registered)
-      }
-    })
+  const lookupRecord = Lookup.make({
+    client,
+    server,
+    keys,
+    call,
+    lruResolutionUs: options.lruResolutionUs,
+    checkNamespace,
+    checkHashes,
+    register,
+    confirmRegistered,
+    removeIf: removeIfRaw,
+    warnMalformed
+  })
+  const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, options) =>
+    lookupRecord(namespace, hash, options).pipe(RedisClient.withSpan("lookup", server, namespace))
 
   const acquireLock: MetadataStore["Type"]["acquireLock"] = (namespace, hash, { lockTtlMs, token }) =>
     Effect.gen(function*() {
