@@ -6,6 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Tracer from "effect/Tracer"
@@ -204,5 +205,32 @@ describe("observability", () => {
       const misses = yield* Metric.value(Metric.tagged(CacheMetrics.misses, "cache", name))
       assert.strictEqual(misses.count, 4)
       assert.strictEqual(result.stats.misses, 4)
+    }))
+
+  it.scoped("hits, their latency and the in-process tier's hits carry the caller's metric labels (Effect.labelMetrics)", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("labels")
+      // two instances of one cache on the same stores: one without the in-process tier, one with it
+      const stores = Layer.merge(
+        Layer.succeed(MetadataStore.MetadataStore, yield* MetadataStore.makeMemory),
+        Layer.succeed(BlobStore.BlobStore, yield* BlobStore.makeMemory)
+      )
+      const plain = Cache.layer({ name }).pipe(Layer.provide(stores))
+      const tiered = Cache.layer({ name, l1MaxEntries: 100 }).pipe(Layer.provide(stores))
+      const labelled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.labelMetrics(effect, [MetricLabel.make("route", "/reports")])
+      const call = Effect.succeed("v").pipe(Cache.cached({ key: "k" }))
+      yield* Effect.zipRight(call, Cache.flush).pipe(Effect.provide(plain))
+      // a hit from the shared tier
+      yield* labelled(call).pipe(Effect.provide(plain))
+      // from the shared tier (kept in the tier), then from the tier
+      yield* labelled(Effect.zipRight(call, call)).pipe(Effect.provide(tiered))
+      const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) =>
+        metric.pipe(Metric.tagged("cache", name), Metric.tagged("route", "/reports"))
+      assert.strictEqual((yield* Metric.value(tagged(CacheMetrics.hits))).count, 3)
+      assert.strictEqual((yield* Metric.value(tagged(CacheMetrics.hitLatency))).count, 2)
+      assert.strictEqual((yield* Metric.value(tagged(CacheMetrics.l1Hits))).count, 1)
+      const unlabelled = yield* Metric.value(Metric.tagged(CacheMetrics.hits, "cache", name))
+      assert.strictEqual(unlabelled.count, 0, "every hit was counted under the caller's labels")
     }))
 })

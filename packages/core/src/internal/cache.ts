@@ -13,9 +13,11 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -161,7 +163,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
    */
   const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => (shared: () => boolean) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
-    Effect.flatMap(Clock.currentTimeNanos, (startedAt) => {
+    Effect.withFiberRuntime((fiber) => {
+      const startedAt = nanosOf(fiber)
       // what the tier dropped after this point (an invalidation) must not come back from this read
       const generation = tier?.generation() ?? 0
       return Effect.flatMap(decide(plan), (decision): Effect.Effect<singleFlight.Phase<Outcome, E, R>> => {
@@ -169,22 +172,24 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           return Effect.succeed({ _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) })
         }
         if (tier !== undefined && plan.l1TtlMs > 0) keep(plan, decision, startedAt, generation)
-        return Effect.flatMap(Clock.currentTimeNanos, (now) =>
-          Metric.increment(metrics.hits).pipe(
-            Effect.zipRight(Metric.update(metrics.hitLatency, Number(now - startedAt) / 1e6)),
-            Effect.as<singleFlight.Phase<Outcome, E, R>>({
-              _tag: "Done",
-              value: {
-                value: decision.value,
-                // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
-                // restore from a copy taken now, before the first caller can change the value; alone, no copy
-                snapshot: shared()
-                  ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
-                  : undefined,
-                result: "hit"
-              }
-            })
-          ))
+        // one step for the clock and both instruments: this runs on every hit
+        return Effect.withFiberRuntime((fiber) => {
+          const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+          metrics.hits.unsafeUpdate(1, labels)
+          metrics.hitLatency.unsafeUpdate(Number(nanosOf(fiber) - startedAt) / 1e6, labels)
+          return Effect.succeed<singleFlight.Phase<Outcome, E, R>>({
+            _tag: "Done",
+            value: {
+              value: decision.value,
+              // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
+              // restore from a copy taken now, before the first caller can change the value; alone, no copy
+              snapshot: shared()
+                ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
+                : undefined,
+              result: "hit"
+            }
+          })
+        })
       })
     })
 
@@ -332,11 +337,14 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
             return shared(plan, effect, traced)
           },
           onSuccess: (value) =>
-            Metric.increment(metrics.hits).pipe(
-              Effect.zipRight(Metric.increment(metrics.l1Hits)),
-              Effect.zipRight(traced ? Effect.annotateCurrentSpan("s3cache.result", "l1") : Effect.void),
-              Effect.as(value as A)
-            )
+            Effect.withFiberRuntime((fiber) => {
+              const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+              metrics.hits.unsafeUpdate(1, labels)
+              metrics.l1Hits.unsafeUpdate(1, labels)
+              return traced
+                ? Effect.as(Effect.annotateCurrentSpan("s3cache.result", "l1"), value as A)
+                : Effect.succeed(value as A)
+            })
         })
       )
 
@@ -362,6 +370,10 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   }
   return service
 })
+
+/** The fiber's clock, ns: read from the fiber in the step at hand, rather than in a step of its own. */
+const nanosOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): bigint =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeNanos()
 
 /** `effect`, run once successfully and remembered; a failure is not remembered, so the next call tries again. */
 const memoizeSuccess = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Effect.Effect<A, E>> =>
