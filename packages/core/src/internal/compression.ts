@@ -10,6 +10,7 @@ import * as Util from "node:util"
 import * as Zlib from "node:zlib"
 import { SerializationError } from "../CacheError.js"
 import type { Compression } from "../Serializer.js"
+import { nextTurn } from "./turn.js"
 
 /**
  * The native binding of `@mongodb-js/zstd`, not its wrapper: the 1.2.x wrapper drops the level on its way to the
@@ -41,12 +42,6 @@ const checksumSync: (bytes: Uint8Array) => string = typeof Crypto.hash === "func
 
 /** Hashed in one go up to this size (~2 ms here); larger payloads in slices of it, the event loop turning between. */
 const checksumSlice = 4 * 1024 * 1024
-
-/** The event loop's next turn: timers and I/O run before the work goes on (a microtask would not let them). */
-const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const immediate = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(immediate))
-})
 
 /**
  * The sha256 checksum kept in the record. Hashing 100 MB takes ~80 ms: a large payload is hashed in slices, so that
