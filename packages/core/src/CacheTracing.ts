@@ -60,3 +60,14 @@ export const withInnerSpan =
           })
           : self
     )
+
+/**
+ * `Effect.annotateCurrentSpan`, only where `InnerSpans` is on: for the attributes a store or codec learns while its
+ * inner span runs. Where inner spans are off there is no such span, and annotating would reach the caller's span, or
+ * (with none) build an exception on every call to report that there is none.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const annotateInnerSpan = (attributes: Record<string, unknown>): Effect.Effect<void> =>
+  Effect.flatMap(InnerSpans, (on) => on ? Effect.annotateCurrentSpan(attributes) : Effect.void)

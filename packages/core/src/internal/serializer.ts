@@ -49,7 +49,7 @@ export const make = (options: Options): Service => {
     Effect.gen(function*() {
       if (!isCompression(compression)) return yield* unknownCompression(snapshot.format, compression, false)
       const bytes = yield* compress(snapshot.bytes, compression, zstdLevel, snapshot.format)
-      yield* Effect.annotateCurrentSpan({
+      yield* CacheTracing.annotateInnerSpan({
         "s3cache.format": snapshot.format,
         "s3cache.raw_size": snapshot.bytes.byteLength,
         "s3cache.stored_size": bytes.byteLength
@@ -67,7 +67,10 @@ export const make = (options: Options): Service => {
   const snapshot = (value: unknown, options: SnapshotOptions): Effect.Effect<Snapshot, SerializationError> =>
     formats.encode(value, options).pipe(
       Effect.tap((snapshot) =>
-        Effect.annotateCurrentSpan({ "s3cache.format": snapshot.format, "s3cache.raw_size": snapshot.bytes.byteLength })
+        CacheTracing.annotateInnerSpan({
+          "s3cache.format": snapshot.format,
+          "s3cache.raw_size": snapshot.bytes.byteLength
+        })
       ),
       CacheTracing.withInnerSpan("Serializer.snapshot", { attributes: { "s3cache.format_requested": options.format } })
     )

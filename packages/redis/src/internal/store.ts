@@ -182,9 +182,10 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       // the caller stops waiting for the registry's answer (a commit that is cut off half-sent is a commit lost for
       // no reason). A commit that then finds its lock lost leaves at worst an empty namespace registered, which the
       // next clear forgets in one step.
-      const [, replied] = yield* Effect.all([
-        register("commit", record.namespace),
-        call("commit", () =>
+      // one call for both (no fiber each): they are on the wire together, and either failing fails the commit call
+      const [, replied] = yield* call("commit", () =>
+        Promise.all([
+          client.sadd(namespacesKey, record.namespace),
           client.s3cacheCommit(
             6,
             k.entry(record.hash),
@@ -201,8 +202,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             k.entryPrefix,
             record.objectKey,
             encode(record)
-          ))
-      ], { concurrency: "unbounded" })
+          )
+        ]))
       const reply = yield* tuple("commit", replied)
       if (Number(reply[0]) !== 1) return lockLost
       const evicted = Number(reply[1])
