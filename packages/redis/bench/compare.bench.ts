@@ -190,7 +190,8 @@ const main = Effect.gen(function*() {
   const loadAfter = Os.loadavg()
   lines.push(
     "",
-    `Medians over ${rounds} rounds; ÷ raw is the median of per-round ratios. Fill: ${phases.fillEntries} fresh keys ` +
+    `Medians over ${rounds} rounds; ÷ raw is the median of per-round ratios. Miss: ${phases.missKeys} fresh keys one ` +
+      `at a time, after ${phases.missKeys} untimed ones. Fill: ${phases.fillEntries} fresh keys ` +
       `by 16 writers (no new key after ${phases.fillMaxMs / 1000} s; they wait while s3cache has over 256 writes ` +
       "pending, so none is dropped), timed until stored in Redis. Redis B/entry: " +
       "sum of MEMORY USAGE over all keys, delta over the fill, per stored entry (s3cache: metadata only, its " +
