@@ -4,7 +4,9 @@
  *   `lruResolution` of its LRU score, a hit is that GET; the first one, the lookup script);
  * - Redis round trips of a hit, counted by the server (INFO commandstats);
  * - commits per second (each takes the lock, then commits under it, as the cache does), one at a time and 32 at once;
- * - a `Cache.cached` hit on Redis metadata + memory payloads.
+ * - a `Cache.cached` hit on Redis metadata + memory payloads;
+ * - what a miss, a hit answered by `GET` and a hit answered by the lookup script cost the server (commands sent, server
+ *   time from INFO commandstats): the figures of "Scaling" in the README.
  */
 import * as BlobStore from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
@@ -127,7 +129,86 @@ const main = Effect.gen(function*() {
   yield* cache.flush
   const cacheHit = yield* timeEach(n, () => cache.cached(Effect.succeed(value), { key: "cache-hot" }))
 
+  // What a miss and a hit cost the server (the "Scaling" section of the README): the commands this client sends and
+  // the server time they took, from INFO commandstats (a script's own figure includes the commands it runs inside).
+  const serverStats = Effect.promise(async () => {
+    const stats = new Map<string, { calls: number; usec: number }>()
+    for (const m of (await client.info("commandstats")).matchAll(/cmdstat_(\S+?):calls=(\d+),usec=(\d+)/g)) {
+      stats.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) })
+    }
+    return stats
+  })
+  const serverCost = <A, E>(label: string, count: number, work: Effect.Effect<A, E>) =>
+    Effect.gen(function*() {
+      const before = yield* serverStats
+      const names = new Map<string, number>()
+      client.sendCommand = (command, stream) => {
+        names.set(command.name, (names.get(command.name) ?? 0) + 1)
+        return send(command, stream)
+      }
+      yield* work
+      client.sendCommand = send
+      const after = yield* serverStats
+      const delta = (name: string) => ({
+        calls: (after.get(name)?.calls ?? 0) - (before.get(name)?.calls ?? 0),
+        usec: (after.get(name)?.usec ?? 0) - (before.get(name)?.usec ?? 0)
+      })
+      // the server counts the commands a script runs inside it too (its GETs): a command's time is its average
+      // over every call of that name, times the calls this client sent
+      let usec = 0
+      const perCommand = Array.from(names, ([name, calls]) => {
+        const server = delta(name)
+        const each = server.calls > 0 ? server.usec / server.calls : 0
+        usec += each * calls
+        return `${name} ${(calls / count).toFixed(2)} × ${each.toFixed(1)} µs`
+      })
+      const sentTotal = Array.from(names.values()).reduce((sum, calls) => sum + calls, 0)
+      return `| ${label} | ${(sentTotal / count).toFixed(2)} | ${perCommand.join(", ")} | ${
+        (usec / count).toFixed(1)
+      } µs |`
+    })
+  const fresh = Array.from({ length: 1000 }, (_, k) => `scaling-${k}`)
+  const costs = [
+    "| per operation (1 KB inline values; no bus here: `RedisMetadataStore.layer` adds one PUBLISH per commit) | " +
+    "commands sent | server time of each (a script's includes the commands inside it) | Redis time per operation |",
+    "|---|---|---|---|",
+    yield* serverCost(
+      "miss: the lookup (takes the lock), then the commit with the registration",
+      fresh.length,
+      Effect.zipRight(
+        Effect.forEach(fresh, (key) => cache.cached(Effect.succeed(value), { key }), { discard: true }),
+        cache.flush
+      )
+    ),
+    yield* serverCost(
+      "hit, reread within lruResolution (5 passes over 200 keys)",
+      1000,
+      Effect.forEach(
+        Array.from({ length: 1000 }, (_, k) => fresh[k % 200]!),
+        (key) => cache.cached(Effect.succeed(value), { key }),
+        { discard: true }
+      )
+    )
+  ]
+  const exact = yield* Cache.make({ name: "bench-redis-exact" }).pipe(
+    Effect.provideService(MetadataStore.MetadataStore, yield* RedisMetadataStore.make({ client, lruResolution: 0 })),
+    Effect.provideService(BlobStore.BlobStore, blobs)
+  )
+  costs.push(
+    yield* serverCost(
+      "hit by the lookup script (lruResolution 0)",
+      1000,
+      Effect.forEach(
+        Array.from({ length: 1000 }, (_, k) => fresh[k % 200]!),
+        (key) => exact.cached(Effect.succeed(value), { key }),
+        { discard: true }
+      )
+    )
+  )
+
   return [
+    ...costs,
+    "",
     "| measure | median ms | p99 ms |",
     "|---|---|---|",
     `| raw GET of the record, same connection | ${fmt(rawGet.median)} | ${fmt(rawGet.p99)} |`,
