@@ -89,7 +89,9 @@ const main = async () => {
     pending.delete(reply.id)
   })
   let ids = 0
-  const ask = (request: Omit<Request, "id"> & { readonly _tag: Request["_tag"] }) =>
+  const ask = (
+    request: { readonly _tag: "ping" } | { readonly _tag: "read"; readonly key: string }
+  ) =>
     new Promise<Reply>((resolve) => {
       const id = ++ids
       pending.set(id, resolve)

@@ -163,7 +163,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
    */
   const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => (shared: () => boolean) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
-    Effect.withFiberRuntime((fiber) => {
+    Effect.withFiberRuntime<singleFlight.Phase<Outcome, E, R>, never, R>((fiber) => {
       const startedAt = nanosOf(fiber)
       // what the tier dropped after this point (an invalidation) must not come back from this read
       const generation = tier?.generation() ?? 0

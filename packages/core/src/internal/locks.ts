@@ -156,7 +156,7 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
 
   const renewOne = (
     token: string,
-    lease: { readonly target: LockTarget; due: number; failures: number; renewing: boolean }
+    lease: Held
   ) =>
     fence.withMetadataDeadline(
       "renewLock",

@@ -37,6 +37,8 @@ interface Commands {
   sismember(key: string, member: string): Promise<unknown>
   smembers(key: string): Promise<unknown>
   exists(...keys: Array<string>): Promise<unknown>
+  /** a record read as bytes: the lookup of an entry whose LRU score is fresh */
+  getBuffer(key: string): Promise<Buffer | null>
 }
 
 /**
