@@ -446,6 +446,35 @@ describe("across processes (two caches on shared stores)", () => {
       assert.strictEqual(runs, 1)
     }))
 
+  it.scopedLive("a renewal slower than a sixth of the lease does not stop the renewals that follow", () =>
+    Effect.gen(function*() {
+      const metadata = yield* MetadataStore.makeMemory
+      const blobs = yield* BlobStore.makeMemory
+      // lease 300 ms: renewed every 100 ms; the first renewal takes 120 ms, longer than the loop's 50 ms fallback
+      const options = { stampedeLockTtl: "20 seconds", stampedeLockLease: "300 millis" } as const
+      let renewals = 0
+      const a = yield* makeHarness({
+        stores: { metadata, blobs },
+        cache: options,
+        metadata: (store) => ({
+          renewLock: (namespace, hash, lock) =>
+            Effect.suspend(() => ++renewals === 1 ? Effect.sleep("120 millis") : Effect.void).pipe(
+              Effect.zipRight(store.renewLock(namespace, hash, lock))
+            )
+        })
+      })
+      const b = yield* makeHarness({ stores: { metadata, blobs }, cache: options })
+      let runs = 0
+      const slow = Effect.sync(() => ++runs).pipe(Effect.zipLeft(Effect.sleep("900 millis")), Effect.as("long"))
+      const first = yield* Effect.fork(a.cache.cached(slow, { key: "k" }))
+      yield* waitUntil(Effect.sync(() => runs === 1))
+      // were the renewals to stop after the slow one, the lease would lapse and b would run the effect again
+      assert.strictEqual(yield* b.cache.cached(slow, { key: "k" }), "long")
+      assert.strictEqual(yield* Fiber.join(first), "long")
+      assert.strictEqual(runs, 1)
+      assert.isAtLeast(renewals, 5)
+    }))
+
   // with stampedeLockTtl at one minute, a waiter that waited for it would fail this test on the runner's timeout
   it.scopedLive("a dead lock holder blocks the key for one lease, not for stampedeLockTtl", () =>
     Effect.gen(function*() {

@@ -188,7 +188,10 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
       renewing = false
       return Effect.void
     }
-    let next = Infinity
+    // A lease being renewed (started now, or still under way from an earlier round: a slow store) is looked at
+    // again a sixth of a lease from now at the latest: by then its renewal has settled and set its next due time.
+    // Without that bound, a round that found every lease still renewing would sleep for ever.
+    let next = now + leaseMs / 6
     const due: Array<Effect.Effect<unknown>> = []
     for (const [token, lease] of held) {
       if (lease.renewing) continue
@@ -197,8 +200,6 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
         due.push(FiberSet.run(housekeeping, Effect.interruptible(renewOne(token, lease))))
       } else next = Math.min(next, lease.due)
     }
-    // a lease being renewed is due again a sixth of a lease from now at the latest (renewed, or failed)
-    if (due.length > 0) next = Math.min(next, now + leaseMs / 6)
     return Effect.zipRight(
       Effect.all(due, { discard: true }),
       Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, next - now))), renewals)
