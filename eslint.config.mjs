@@ -64,7 +64,15 @@ export default tseslint.config(
       // modules Effect 4 removed: a value import of one fails to link there, before the version check can run;
       // take them from the package's internal/effect3.ts
       "@typescript-eslint/no-restricted-imports": ["error", {
-        paths: ["Either", "ConfigError", "DefaultServices", "ExecutionStrategy", "FiberId", "MetricBoundaries"].map((
+        paths: [
+          "Either",
+          "ConfigError",
+          "DefaultServices",
+          "ExecutionStrategy",
+          "FiberId",
+          "FiberRef",
+          "MetricBoundaries"
+        ].map((
           module
         ) => ({
           name: `effect/${module}`,

@@ -35,5 +35,8 @@ export const ExecutionStrategy = effect.ExecutionStrategy
 /** `effect/FiberId` */
 export const FiberId = effect.FiberId
 
+/** `effect/FiberRef` */
+export const FiberRef = effect.FiberRef
+
 /** `effect/MetricBoundaries` */
 export const MetricBoundaries = effect.MetricBoundaries
