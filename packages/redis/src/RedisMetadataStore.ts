@@ -86,9 +86,10 @@ export interface Options {
   readonly lruResolution?: Duration.DurationInput | undefined
   /**
    * Shards per namespace, 1 to 1024 (default 1): each is a hash tag of its own, so on a Redis Cluster a namespace
-   * spreads over up to this many slots (and nodes) instead of one; each shard keeps its share of `maxCacheEntries`.
-   * Every process of a deployment must use the same value: entries written under another layout are not found (they
-   * expire by their TTL). See "Scaling" in the README.
+   * spreads over this many slots (and up to as many nodes) instead of one; each shard keeps its share of
+   * `maxCacheEntries`. Every process of a deployment must use the same value: a process with another one does not
+   * find the others' entries, nor do its invalidations reach them. Change it as you would start a new cache: clear
+   * the namespaces first. See "Scaling" in the README.
    */
   readonly slotsPerNamespace?: number | undefined
   /**

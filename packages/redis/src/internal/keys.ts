@@ -3,7 +3,7 @@
  * `scripts.ts` under a hash tag of its own: `{ns}` for the first, `{ns/1}`, `{ns/2}`, … for the others (`/` is not
  * allowed in a namespace, so no other namespace has these tags). An entry lives in the shard its hash picks; each
  * shard is one slot on a Redis Cluster, so one script may touch all of a shard's keys, and a hot namespace spreads
- * over as many nodes as it has shards.
+ * over up to as many nodes as it has shards (the slots fall where their tags hash: unevenly over few shards).
  *
  * @since 0.2.0
  */
@@ -67,29 +67,33 @@ export const shardOf = (hash: string, slots: number): number =>
  * @internal
  */
 export const make = (prefix: string, slots = 1): Keys => {
-  const made = new Map<string, ReadonlyArray<NamespaceKeys>>()
-  const all = (namespace: string) => {
-    let keys = made.get(namespace)
-    if (keys === undefined) {
+  // each shard's keys are made when first used: with many shards, a hit builds one shard's, not all of them
+  const made = new Map<string, Array<NamespaceKeys | undefined>>()
+  const shardsOf = (namespace: string) => {
+    let shards = made.get(namespace)
+    if (shards === undefined) {
       if (made.size >= 1024) made.clear()
-      keys = Array.from({ length: slots }, (_, shard) => keysOf(prefix, namespace, shard))
-      made.set(namespace, keys)
+      shards = new Array<NamespaceKeys | undefined>(slots)
+      made.set(namespace, shards)
     }
-    return keys
+    return shards
+  }
+  const shard = (namespace: string, index: number): NamespaceKeys => {
+    const shards = shardsOf(namespace)
+    return shards[index] ??= keysOf(prefix, namespace, index)
   }
   return {
     slots,
-    all,
-    of: (namespace, hash) => all(namespace)[shardOf(hash, slots)]!,
+    all: (namespace) => Array.from({ length: slots }, (_, index) => shard(namespace, index)),
+    of: (namespace, hash) => shard(namespace, shardOf(hash, slots)),
     group: (namespace, hashes) => {
-      const shards = all(namespace)
       const groups = new Map<number, { keys: NamespaceKeys; hashes: Array<string>; at: Array<number> }>()
       hashes.forEach((hash, i) => {
-        const shard = shardOf(hash, slots)
-        let group = groups.get(shard)
+        const index = shardOf(hash, slots)
+        let group = groups.get(index)
         if (group === undefined) {
-          group = { keys: shards[shard]!, hashes: [], at: [] }
-          groups.set(shard, group)
+          group = { keys: shard(namespace, index), hashes: [], at: [] }
+          groups.set(index, group)
         }
         group.hashes.push(hash)
         group.at.push(i)

@@ -1,11 +1,13 @@
 /**
- * `MetadataStore.lookup` on Redis: the record, or the stampede lock, in one round trip.
+ * `MetadataStore.lookup` on Redis: the record, or the stampede lock, in one round trip (two when a record this process
+ * saw lately is gone: the GET, then the script).
  *
  * The lookup script reads the record, writes its LRU score when that is older than the resolution, and takes the lock
- * when there is no record. A script call costs Redis 15-25 µs where a GET costs ~1.5 µs; so, while this process knows
- * the entry's LRU score to be younger than the resolution (the script said how old it was), a lookup is a plain GET
- * of the record: nothing it would write is due. A GET that finds nothing goes on with the script (the lock). The LRU
- * order keeps its precision (entries read within one resolution of each other may be evicted in either order).
+ * when there is no record. A script call costs Redis 25-35 µs where a GET costs 2-4 µs (redis.bench.ts, on this
+ * project's VM); so, while this process knows the entry's LRU score to be younger than the resolution (the script
+ * said how old it was), a lookup is a plain GET of the record: nothing it would write is due. A GET that finds nothing
+ * goes on with the script (the lock). The LRU order keeps its precision (entries read within one resolution of each
+ * other may be evicted in either order).
  *
  * @since 0.2.0
  */
