@@ -125,6 +125,21 @@ describe("slotsPerNamespace", () => {
         Effect.provide(four)
       )
       assert.deepStrictEqual(fromFour, [Option.some(record)])
+      // and the reverse: what one shard wrote, four shards look for elsewhere
+      const other = makeRecord(
+        ns,
+        Array.from({ length: 100 }, (_, i) => hashOf(`layout-b-${i}`)).find((h) =>
+          Number.parseInt(h.slice(0, 8), 16) % 4 !== 0
+        )!
+      )
+      yield* Effect.flatMap(MetadataStore.MetadataStore, (store) => commitHeld(store, other, 10)).pipe(
+        Effect.provide(one)
+      )
+      const otherFromFour = yield* Effect.flatMap(
+        MetadataStore.MetadataStore,
+        (store) => store.getMany(ns, [other.hash])
+      ).pipe(Effect.provide(four))
+      assert.deepStrictEqual(otherFromFour, [Option.none()])
     }))
 
   it.effect("the option is an integer from 1 to 1024, also from S3CACHE_REDIS_SLOTS_PER_NAMESPACE", () =>

@@ -13,8 +13,8 @@
  *   longest event-loop stall (`monitorEventLoopDelay`) and GC pause during a 100 MB get. Only this section:
  *   `pnpm exec tsx packages/s3/bench/s3.bench.ts --get-overhead` (`--server moto` for moto_server instead of
  *   s3rver).
- * - The longest event-loop stall while `Cache.cached` computes, writes and hits a 100 MB value on S3: only this
- *   section, `--cache-stall`.
+ * - The longest event-loop stall while `Cache.cached` computes, writes and hits a 100 MB value on S3, and a cached
+ *   hit of 1 MB and 100 MB against a raw `GetObject` of the same bytes: only these sections, `--cache-stall`.
  *
  * s3rver is a JavaScript server writing to disk: absolute numbers say more about it than about S3. Compare the
  * store with the raw SDK within one run.
@@ -230,20 +230,97 @@ const cacheStall = (server: Pick<ChildServer, "endpoint" | "credentials">) =>
       "| cached 100 MB on S3 | max event-loop delay, ms (longest GC pause; elapsed), each of 3 keys |",
       "|---|---|"
     ]
-    const results = { miss: [] as Array<string>, write: [] as Array<string>, hit: [] as Array<string> }
+    const results = { write: [] as Array<string>, hit: [] as Array<string> }
+    const hits = () => runtime.runPromise(Effect.map(Cache.stats, (stats) => stats.hits))
     for (let i = 0; i < 3; i++) {
       const key = `stall-${Date.now()}-${i}`
       const call = () => runtime.runPromise(Cache.cached(Effect.succeed(value), key))
       gc()
-      results.miss.push(yield* Effect.promise(() => stall(call)))
-      results.write.push(yield* Effect.promise(() => stall(() => runtime.runPromise(Cache.flush))))
+      // the miss and its background write in one window: the write starts as the caller gets its value
+      results.write.push(yield* Effect.promise(() => stall(() => call().then(() => runtime.runPromise(Cache.flush)))))
       gc()
+      const before = yield* Effect.promise(hits)
       results.hit.push(yield* Effect.promise(() => stall(call)))
+      if ((yield* Effect.promise(hits)) !== before + 1) return yield* Effect.dieMessage("the 100 MB call was not a hit")
     }
-    rows.push(`| miss: the effect's value to the caller (snapshot: one copy) | ${results.miss.join(", ")} |`)
-    rows.push(`| background write: zstd, sha256, upload | ${results.write.join(", ")} |`)
+    rows.push(
+      `| miss and its write: snapshot (one copy), zstd, sha256, upload | ${results.write.join(", ")} |`
+    )
     rows.push(`| hit: download, sha256, zstd | ${results.hit.join(", ")} |`)
     yield* line(rows.join("\n"))
+    return rows
+  })
+
+/**
+ * A `Cache.cached` hit on S3 against a raw `GetObject` (+ `transformToByteArray`) of the same value's bytes stored
+ * as they are, on a default `S3Client`: 1 MB and 100 MB, half random bytes and half text (zstd halves it), calls
+ * alternated, medians. Metadata in memory. Run with `--cache-stall`.
+ */
+const cacheHitVsRaw = (server: Pick<ChildServer, "endpoint" | "credentials">) =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        ManagedRuntime.make(
+          Cache.layer({ name: "bench-hit-vs-raw" }).pipe(
+            Layer.provide(MetadataStore.layerMemory),
+            Layer.provide(S3BlobStore.layer(storeOptions(server, bucket)))
+          )
+        )
+      ),
+      (runtime) => Effect.promise(() => runtime.dispose())
+    )
+    const raw = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new S3Client({
+          region: "us-east-1",
+          endpoint: server.endpoint,
+          forcePathStyle: true,
+          credentials: server.credentials
+        })
+      ),
+      (client) => Effect.sync(() => client.destroy())
+    )
+    const rows = ["", "| cached hit on S3 vs raw GetObject | raw p50 | hit p50 | hit / raw |", "|---|---|---|---|"]
+    for (
+      const { bytes, iterations, name } of [
+        { name: "1 MB", bytes: MB, iterations: 60 },
+        { name: "100 MB", bytes: 100 * MB, iterations: 6 }
+      ]
+    ) {
+      const value = new Uint8Array(bytes)
+      crypto.randomFillSync(value.subarray(0, bytes / 2))
+      value.fill(97, bytes / 2)
+      const key = `hit-vs-raw-${name.replace(" ", "")}`
+      yield* Effect.promise(() => runtime.runPromise(Cache.cached(Effect.succeed(value), key)))
+      yield* Effect.promise(() => runtime.runPromise(Cache.flush))
+      yield* Effect.promise(() => raw.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/${key}`, Body: value })))
+      const hit = () => runtime.runPromise(Cache.cached(Effect.succeed(value), key))
+      const get = () =>
+        raw.send(new GetObjectCommand({ Bucket: bucket, Key: `raw/${key}` })).then((output) =>
+          output.Body!.transformToByteArray()
+        )
+      const hits: Array<number> = []
+      const gets: Array<number> = []
+      yield* Effect.promise(async () => {
+        await hit()
+        await get()
+        for (let i = 0; i < iterations; i++) {
+          // who goes first swaps every round
+          for (
+            const [f, into] of i % 2 === 0
+              ? [[hit, hits], [get, gets]] as const
+              : [[get, gets], [hit, hits]] as const
+          ) {
+            gc()
+            into.push(await time(f))
+          }
+        }
+      })
+      const hitP50 = summarize(hits).median
+      const rawP50 = summarize(gets).median
+      rows.push(`| ${name} | ${fmt(rawP50)} ms | ${fmt(hitP50)} ms | ${(hitP50 / rawP50).toFixed(2)} |`)
+      yield* line(rows[rows.length - 1]!)
+    }
     return rows
   })
 
@@ -357,13 +434,16 @@ const main = Effect.gen(function*() {
   }
   const overhead = yield* getOverhead(server)
   const stalls = yield* cacheStall(server)
-  return [...rows, ...throughput, ...memory, ...overhead, ...stalls]
+  const hitVsRaw = yield* cacheHitVsRaw(server)
+  return [...rows, ...throughput, ...memory, ...overhead, ...stalls, ...hitVsRaw]
 })
 
 const getOverheadOnly = Effect.gen(function*() {
   const server = yield* (process.argv.includes("moto") ? motoServer : s3rver)
   yield* createBucket(server, bucket)
-  return process.argv.includes("--cache-stall") ? yield* cacheStall(server) : yield* getOverhead(server)
+  return process.argv.includes("--cache-stall")
+    ? [...yield* cacheStall(server), ...yield* cacheHitVsRaw(server)]
+    : yield* getOverhead(server)
 })
 
 interface RoundTrip {
