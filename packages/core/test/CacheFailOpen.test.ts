@@ -4,6 +4,9 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -473,6 +476,34 @@ describe("across processes (two caches on shared stores)", () => {
       assert.strictEqual(yield* Fiber.join(first), "long")
       assert.strictEqual(runs, 1)
       assert.isAtLeast(renewals, 5)
+    }))
+
+  it.scopedLive("the renewal loop runs in the cache's context: its logs carry no annotation of the call that started it", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        logs.push({
+          message: Array.isArray(message) ? message.join(" ") : String(message),
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      let renewals = 0
+      // the logger and level are the cache's: its loop runs in the context the cache was made in
+      const { cache } = yield* makeHarness({
+        cache: { stampedeLockLease: "150 millis" },
+        metadata: (store) => ({
+          renewLock: (namespace, hash, lock) =>
+            ++renewals === 1
+              ? Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "renewLock", description: "down" }))
+              : store.renewLock(namespace, hash, lock)
+        })
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)), Logger.withMinimumLogLevel(LogLevel.Debug))
+      const slow = Effect.as(Effect.sleep("300 millis"), "v")
+      yield* cache.cached(slow, { key: "k" }).pipe(Effect.annotateLogs("request", "r-1"))
+      yield* cache.flush
+      const renewal = logs.find((log) => log.message.includes("could not renew"))
+      assert.isDefined(renewal, "the failed renewal was logged")
+      assert.notProperty(renewal!.annotations, "request")
     }))
 
   // with stampedeLockTtl at one minute, a waiter that waited for it would fail this test on the runner's timeout

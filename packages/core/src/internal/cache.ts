@@ -71,7 +71,9 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   // 6. releases still running, then housekeeping (lock renewals, delayed deletions), are interrupted.
   const housekeeping = yield* FiberSet.make<unknown, unknown>()
   const releases = yield* FiberSet.make<unknown, unknown>()
-  const lockSet = locks.make({ config, metadata, fence: guard, housekeeping, releases })
+  // the lock renewal loop runs in the layer's own context, not in that of the call that happened to start it
+  const inLayer = yield* FiberSet.runtime(housekeeping)<never>()
+  const lockSet = locks.make({ config, metadata, fence: guard, housekeeping, releases, inLayer })
   yield* Effect.addFinalizer(() =>
     lockSet.releaseAll.pipe(Effect.timeoutOption(config.shutdownTimeout), Effect.interruptible, Effect.asVoid)
   )

@@ -66,6 +66,11 @@ export interface Dependencies {
   readonly housekeeping: FiberSet.FiberSet<unknown, unknown>
   /** releases in the background, which `Cache.flush` waits for too */
   readonly releases: FiberSet.FiberSet<unknown, unknown>
+  /**
+   * fork into `housekeeping` with the layer's context: the renewal loop serves every lease, so it must not carry the
+   * log annotations and span of whichever call started it
+   */
+  readonly inLayer: (effect: Effect.Effect<void>) => unknown
 }
 
 /** A lease held: when its renewal is due (ms), and whether one is under way. */
@@ -76,7 +81,7 @@ interface Held {
 }
 
 /** @internal */
-export const make = ({ config, fence, housekeeping, metadata, releases }: Dependencies): Locks => {
+export const make = ({ config, fence, housekeeping, inLayer, metadata, releases }: Dependencies): Locks => {
   const leaseMs = Duration.toMillis(config.stampedeLockLease)
   // Every token whose lock may be held, until it surely is not: released, or lapsed. A release that fails (the store
   // is down) does not keep a token for ever: the lock, if the store ever took it, lapses by itself one lease later,
@@ -221,9 +226,11 @@ export const make = ({ config, fence, housekeeping, metadata, releases }: Depend
             return released ? Effect.void : background(release(target, token))
           })
       }
-      if (renewing) return Effect.succeed(lease)
-      renewing = true
-      return Effect.as(FiberSet.run(housekeeping, Effect.interruptible(renewals)), lease)
+      if (!renewing) {
+        renewing = true
+        inLayer(renewals)
+      }
+      return Effect.succeed(lease)
     })
 
   const releaseAll: Locks["releaseAll"] = Effect.flatMap(Clock.currentTimeMillis, (now) =>
