@@ -1,7 +1,7 @@
 /**
  * `slotsPerNamespace`: a namespace spread over several hash tags, so a Redis Cluster serves a hot namespace from
- * several nodes. The store's contract holds as with one shard (the suite, minus the tests of the LRU order across a
- * whole namespace: each shard keeps its share of `maxEntries`).
+ * several nodes. The store's contract holds as with one shard: the whole suite, whose tests of the LRU order keep
+ * their entries in one shard (each shard keeps its share of `maxEntries`, and its own order).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { MetadataStore } from "@s3cache/core"
@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { RedisMetadataStore } from "../src/index.js"
+import * as Keys from "../src/internal/keys.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
 
@@ -26,13 +27,13 @@ const cluster = beforeAllScoped(RedisServer.makeCluster())
 metadataStoreSuite(
   "RedisMetadataStore, 4 slots per namespace (standalone)",
   Layer.suspend(() => RedisMetadataStore.layer({ url: server().url, lruResolution: 0, slotsPerNamespace: 4 })),
-  { clock: "live", shards: 4 }
+  { clock: "live", shards: 4, shardOf: (hash) => Keys.shardOf(hash, 4) }
 )
 
 metadataStoreSuite(
   "RedisMetadataStore, 4 slots per namespace (3-master cluster)",
   Layer.suspend(() => RedisMetadataStore.layer({ nodes: cluster().nodes, lruResolution: 0, slotsPerNamespace: 4 })),
-  { clock: "live", shards: 4 }
+  { clock: "live", shards: 4, shardOf: (hash) => Keys.shardOf(hash, 4) }
 )
 
 /** The slot of every key holding `needle`, over the cluster's masters (each answers for its own keys). */
