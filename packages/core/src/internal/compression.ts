@@ -49,9 +49,23 @@ const checksumSlice = 4 * 1024 * 1024
  *
  * @internal
  */
-export const checksumOf = (bytes: Uint8Array): Effect.Effect<string> => {
-  if (bytes.byteLength <= checksumSlice) return Effect.sync(() => checksumSync(bytes))
-  return Effect.suspend(() => {
+export const checksumOf = (bytes: Uint8Array): Effect.Effect<string> =>
+  Effect.suspend(() => {
+    const now = checksumNow(bytes)
+    return now !== undefined ? Effect.succeed(now) : checksumInSlices(bytes)
+  })
+
+/**
+ * The checksum at once where it is hashed in one go (the payloads of almost every hit), for plain code that would
+ * otherwise pay an Effect step for it; `undefined` where it takes `checksumOf`'s slices.
+ *
+ * @internal
+ */
+export const checksumNow = (bytes: Uint8Array): string | undefined =>
+  bytes.byteLength <= checksumSlice ? checksumSync(bytes) : undefined
+
+const checksumInSlices = (bytes: Uint8Array): Effect.Effect<string> =>
+  Effect.suspend(() => {
     const hash = Crypto.createHash("sha256")
     const step = (offset: number): Effect.Effect<string> => {
       hash.update(bytes.subarray(offset, offset + checksumSlice))
@@ -62,7 +76,6 @@ export const checksumOf = (bytes: Uint8Array): Effect.Effect<string> => {
     }
     return step(0)
   })
-}
 
 // zstd and zlib want a Buffer; a view over the same memory spares a copy of a large payload.
 const asBuffer = (bytes: Uint8Array): Buffer =>

@@ -26,7 +26,15 @@ import type {
   Snapshot,
   SnapshotOptions
 } from "../Serializer.js"
-import { asPlain, checksumOf, compress, decompress, defaultZstdLevel, isCompression } from "./compression.js"
+import {
+  asPlain,
+  checksumNow,
+  checksumOf,
+  compress,
+  decompress,
+  defaultZstdLevel,
+  isCompression
+} from "./compression.js"
 import * as Formats from "./formats.js"
 
 /**
@@ -121,7 +129,7 @@ export const make = (options: Options): Service => {
       const decoder = decoderFor(format, options.schema, copyBytes)
       if (decoder instanceof SerializationError) return Effect.fail(decoder)
       if (!isCompression(compression)) return Effect.fail(unknownCompression(format, compression, true))
-      return Effect.flatMap(checksumOf(bytes), (actual) => {
+      const verified = (actual: string): Effect.Effect<readonly [Snapshot, Formats.Decoder], SerializationError> => {
         if (actual !== options.checksum) {
           return Effect.fail(
             new SerializationError({
@@ -138,7 +146,10 @@ export const make = (options: Options): Service => {
         return compression === "none"
           ? Effect.succeed([{ format, bytes }, decoder] as const)
           : Effect.map(decompress(bytes, compression, format), (raw) => [{ format, bytes: raw }, decoder] as const)
-      })
+      }
+      // hashed here and now unless the payload is large enough to be hashed in slices
+      const now = checksumNow(bytes)
+      return now !== undefined ? verified(now) : Effect.flatMap(checksumOf(bytes), verified)
     })
 
   const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
