@@ -69,8 +69,11 @@ export const make = (
       const ms = Duration.toMillis(duration)
       if (live && honours === true) return Effect.provideService(effect, StoreDeadline, Date.now() + ms)
       return Effect.flatMap(
-        // A daemon, as `Effect.disconnect` forks: a child fiber would hold its parent's exit until a call that
-        // ignores interruption ends. It ends with an Exit rather than a failure, which Effect would log as unhandled.
+        // A daemon, against the rule that background work forks into a scope the layer owns, and on purpose: a
+        // child fiber would hold its caller's exit until a call that ignores interruption ends, and a fiber of a
+        // layer-owned set would hold the layer's closing the same way (closing a set awaits its fibers; tried, and
+        // the tests of such calls hung at shutdown). It is interrupted at the deadline, and ends with an Exit rather
+        // than a failure, which Effect would log as unhandled.
         Effect.forkDaemon(Effect.interruptible(Effect.exit(effect))),
         (fiber) =>
           live ? awaitWithTimer(fiber, ms, timeout) : Fiber.join(fiber).pipe(
