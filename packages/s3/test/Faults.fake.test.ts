@@ -193,7 +193,6 @@ describe("S3BlobStore under injected faults (fake S3)", () => {
             })
           ), { concurrency: 16, discard: true })
         assert.isAtMost(slowest, timeoutMs + 1500, `slowest call ${slowest} ms`)
-        assert.isAtLeast(fake.count("GET") - cachedGets, 1000)
         // The plan: 2 in 10 answer right and 2 flip or mislabel bytes (400 values: the cache's checksum catches the
         // bad ones), 4 fail (400 Unavailable), 2 hang or drip (200 Timeout). Each fault's own outcome is asserted
         // exactly in the tests above; here a loaded machine may push an answer past the 400 ms budget, turning a
@@ -206,6 +205,9 @@ describe("S3BlobStore under injected faults (fake S3)", () => {
         assert.isAtMost(counts.Unavailable, 400, described)
         assert.isAtLeast(counts.Timeout, 200, described)
         assert.isAtMost(counts.Timeout, 250, `more than 50 answers ran late: ${described}`)
+        // every call that got an answer reached the server (one that ran out of time waiting for a pooled socket, on
+        // a loaded machine, may not have: it is among the Timeouts)
+        assert.isAtLeast(fake.count("GET") - cachedGets, counts.value + counts.Unavailable, described)
         // never more connections than the pool allows, even with aborted requests in the mix
         assert.isAtMost(yield* fake.openConnections, maxSockets)
         fake.setFaultPlan("GET", undefined)
