@@ -128,16 +128,13 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
       // keeps its token until the cache closes and releases it. Late releases are not ones `flush` waits for.
       let state: "waiting" | "settled" | "abandoned" = "waiting"
       const lateRelease = () => FiberSet.run(housekeeping, Effect.interruptible(release(target, token)))
-      const call = metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs }).pipe(
-        Effect.onExit(() =>
-          Effect.suspend(() => {
-            if (state === "abandoned") return lateRelease()
-            state = "settled"
-            return Effect.void
-          })
-        )
-      )
-      return fence.withMetadataDeadline("lookup", call).pipe(
+      const settled = Effect.suspend(() => {
+        if (state === "abandoned") return lateRelease()
+        state = "settled"
+        return Effect.void
+      })
+      const call = metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs })
+      return fence.withMetadataDeadline("lookup", call, settled).pipe(
         Effect.onExit((exit) => {
           if (Exit.isSuccess(exit)) {
             if (exit.value._tag !== "Acquired") tokens.delete(token)
