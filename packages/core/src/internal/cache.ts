@@ -28,6 +28,7 @@ import * as CacheConfig from "../CacheConfig.js"
 import { MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
+import * as CacheTracing from "../CacheTracing.js"
 import { MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
 import * as coherenceModule from "./coherence.js"
@@ -168,29 +169,30 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       const startedAt = nanosOf(fiber)
       // what the tier dropped after this point (an invalidation) must not come back from this read
       const generation = tier?.generation() ?? 0
-      return Effect.flatMap(decide(plan), (decision): Effect.Effect<singleFlight.Phase<Outcome, E, R>> => {
+      const innerSpans = Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)
+      return Effect.map(decide(plan, innerSpans, Number(startedAt / 1_000_000n)), (decision) => {
+        // the clock and the instruments in this one step, which runs on every call (the first phase runs in the
+        // caller's fiber: `fiber` is still the one that runs this)
+        const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
         if (decision._tag === "Run") {
-          return Effect.succeed({ _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) })
+          if (decision.token === undefined) metrics.bypassed.unsafeUpdate(1, labels)
+          return { _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) }
         }
         if (tier !== undefined && plan.l1TtlMs > 0) keep(plan, decision, startedAt, generation)
-        // one step for the clock and both instruments: this runs on every hit
-        return Effect.withFiberRuntime((fiber) => {
-          const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-          metrics.hits.unsafeUpdate(1, labels)
-          metrics.hitLatency.unsafeUpdate(Number(nanosOf(fiber) - startedAt) / 1e6, labels)
-          return Effect.succeed<singleFlight.Phase<Outcome, E, R>>({
-            _tag: "Done",
-            value: {
-              value: decision.value,
-              // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
-              // restore from a copy taken now, before the first caller can change the value; alone, no copy
-              snapshot: shared()
-                ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
-                : undefined,
-              result: "hit"
-            }
-          })
-        })
+        metrics.hits.unsafeUpdate(1, labels)
+        metrics.hitLatency.unsafeUpdate(Number(nanosOf(fiber) - startedAt) / 1e6, labels)
+        return {
+          _tag: "Done" as const,
+          value: {
+            value: decision.value,
+            // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
+            // restore from a copy taken now, before the first caller can change the value; alone, no copy
+            snapshot: shared()
+              ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
+              : undefined,
+            result: "hit" as const
+          }
+        }
       })
     })
 
@@ -272,7 +274,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   }
 
   const cached: Service["cached"] = <A, E, R>(effect: Effect.Effect<A, E, R>, options: unknown) =>
-    Effect.suspend(() => {
+    Effect.withFiberRuntime<A, E, R>((fiber) => {
       if (closing) {
         // the cache is closing: nothing may be left behind, so the effect runs uncached
         return Metric.increment(metrics.bypassed).pipe(
@@ -280,25 +282,22 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           Effect.zipRight(effect)
         )
       }
-      return Either.match(plans.make(config, options, "Cache.cached"), {
-        onLeft: (error) =>
-          report("cached", "the effect runs uncached", Cause.fail(error)).pipe(
-            Effect.zipRight(Metric.increment(metrics.bypassed)),
-            Effect.zipRight(Metric.increment(metrics.misses)),
-            Effect.zipRight(effect)
-          ),
-        onRight: (plan) =>
-          // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody (and an
-          // annotation without a span of ours would land on the caller's span, or fail with a stack trace)
-          tracing.whenTraced((traced) =>
-            traced
-              ? Effect.withSpan(lookUp(plan, effect, true), "Cache.cached", {
-                attributes: { "s3cache.namespace": plan.namespace, "s3cache.hash": plan.hash },
-                captureStackTrace: false
-              })
-              : lookUp(plan, effect, false)
-          )
-      })
+      const plan = plans.make(config, options, "Cache.cached")
+      if (Either.isLeft(plan)) {
+        return report("cached", "the effect runs uncached", Cause.fail(plan.left)).pipe(
+          Effect.zipRight(Metric.increment(metrics.bypassed)),
+          Effect.zipRight(Metric.increment(metrics.misses)),
+          Effect.zipRight(effect)
+        )
+      }
+      // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody (and an
+      // annotation without a span of ours would land on the caller's span, or fail with a stack trace)
+      return tracing.isTraced(fiber)
+        ? Effect.withSpan(lookUp(plan.right, effect, true), "Cache.cached", {
+          attributes: { "s3cache.namespace": plan.right.namespace, "s3cache.hash": plan.right.hash },
+          captureStackTrace: false
+        })
+        : lookUp(plan.right, effect, false)
     })
 
   /** The in-process tier, then the shared one. `traced`: the call has a span of its own to annotate. */

@@ -15,7 +15,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type { BlobStore } from "../BlobStore.js"
 import type * as CacheConfig from "../CacheConfig.js"
-import { BlobStoreError, type SerializationError } from "../CacheError.js"
+import { BlobStoreError, SerializationError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
 import type { EntryRecord, MetadataStore } from "../MetadataStore.js"
@@ -24,6 +24,7 @@ import type { Fence } from "./fence.js"
 import type { Locks } from "./locks.js"
 import type { Plan } from "./plan.js"
 import { uniqueId } from "./random.js"
+import { decodeNowOf } from "./serializer.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
@@ -58,8 +59,9 @@ export interface Dependencies {
 /** @internal */
 export const make = (
   { blobs, config, deleteObjects, fence, locks, metadata, metrics, serializer, wait }: Dependencies
-): (plan: Plan) => Effect.Effect<Decision> => {
+): (plan: Plan, innerSpans: boolean, now: number) => Effect.Effect<Decision> => {
   const { fenced, report, withMetadataDeadline } = fence
+  const decodeNow = decodeNowOf(serializer)
   const waitMs = Duration.toMillis(config.stampedeLockTtl)
 
   // -- read ---------------------------------------------------------------------------------------------------------
@@ -90,24 +92,39 @@ export const make = (
       )
     )
 
-  const read = (plan: Plan, record: EntryRecord): Effect.Effect<Decision, BlobStoreError | SerializationError> => {
+  const read = (
+    plan: Plan,
+    record: EntryRecord,
+    innerSpans: boolean
+  ): Effect.Effect<Decision, BlobStoreError | SerializationError> => {
     // the fields `unseal` reads, named: a spread of the whole record costs more than the rest of this step
-    const unseal = (bytes: Uint8Array) =>
-      serializer.unseal(bytes, {
-        format: record.format,
-        compression: record.compression,
-        checksum: record.checksum,
-        codecVersion: record.codecVersion,
-        schema: plan.schema
-      })
+    const options = {
+      format: record.format,
+      compression: record.compression,
+      checksum: record.checksum,
+      codecVersion: record.codecVersion,
+      schema: plan.schema
+    }
+    const expiresAt = record.createdAt + record.ttlMs
+    // An inline payload that needs no Effect to read (most small values) is read in plain code, unless the serializer
+    // steps make spans of their own. It may be the store's own memory (the memory store hands out the record it
+    // keeps): the value is a copy.
+    if (record.payload !== undefined && decodeNow !== undefined && !innerSpans) {
+      const read = decodeNow(record.payload, options)
+      if (read !== undefined) {
+        return read instanceof SerializationError
+          ? Effect.fail(read)
+          : Effect.succeed({ _tag: "Hit", value: read.value, snapshot: read.snapshot, expiresAt })
+      }
+    }
+    const unseal = (bytes: Uint8Array) => serializer.unseal(bytes, options)
     return (record.payload !== undefined ? unseal(record.payload) : Effect.flatMap(objectBytes(record), unseal)).pipe(
       Effect.flatMap((snapshot) =>
         Effect.map(
           // An object's bytes are this call's own: the first caller may own the decompressed bytes, no copy (joiners
-          // restore from a copy, `cache.ts`). An inline payload may be the store's own memory (the memory store
-          // hands out the record it keeps): the value gets a copy.
+          // restore from a copy, `cache.ts`). An inline payload may be the store's own memory: the value gets a copy.
           serializer.restore(snapshot, { schema: plan.schema, reuse: record.payload === undefined }),
-          (value): Decision => ({ _tag: "Hit", value, snapshot, expiresAt: record.createdAt + record.ttlMs })
+          (value): Decision => ({ _tag: "Hit", value, snapshot, expiresAt })
         )
       )
     )
@@ -128,7 +145,11 @@ export const make = (
       () => false
     )
 
-  const decide = (plan: Plan): Effect.Effect<Decision> => {
+  /**
+   * `innerSpans`: the serializer's steps make spans of their own (`CacheTracing.InnerSpans`); `now`: the clock's time
+   * (ms), just read by the caller. A call that will run uncached (`Run` without a token) is the caller's to count.
+   */
+  const decide = (plan: Plan, innerSpans: boolean, now: number): Effect.Effect<Decision> => {
     const token = uniqueId()
 
     // A provably bad entry (not its key's, its object gone, its bytes failing the checksum or not decoding) is
@@ -157,7 +178,7 @@ export const make = (
           Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
         )
       }
-      return read(plan, record).pipe(
+      return read(plan, record, innerSpans).pipe(
         Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Option.getOrUndefined(Cause.failureOption(cause))
@@ -224,12 +245,7 @@ export const make = (
         }
       })
 
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(now + waitMs, 0, badEntryRetries, now)).pipe(
-      (effect) => fenced("lookup", "the effect runs uncached", effect, () => uncached),
-      Effect.tap((decision) =>
-        decision._tag === "Run" && decision.token === undefined ? Metric.increment(metrics.bypassed) : Effect.void
-      )
-    )
+    return fenced("lookup", "the effect runs uncached", loop(now + waitMs, 0, badEntryRetries, now), () => uncached)
   }
 
   return decide

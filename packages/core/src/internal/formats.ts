@@ -41,6 +41,22 @@ const describeValue = (value: unknown): string => {
  */
 export type Decoder = (raw: Uint8Array) => Effect.Effect<unknown, SerializationError>
 
+/**
+ * Why a decoder in plain code could not decode: a wrapper, so that no decoded value is ever taken for a failure.
+ *
+ * @internal
+ */
+export class Failed {
+  constructor(readonly error: SerializationError) {}
+}
+
+/**
+ * A decoder in plain code (the core formats read without a schema): the value, or `Failed`.
+ *
+ * @internal
+ */
+export type SyncDecoder = (raw: Uint8Array) => unknown
+
 /** @internal */
 export interface Formats {
   /** the extra codecs, in the order `auto` tries them */
@@ -56,6 +72,8 @@ export interface Formats {
     schema: Schema.Schema<any, any, never> | undefined,
     copyBytes: boolean
   ) => Decoder | SerializationError
+  /** `decoderFor` in plain code, for a reader without a schema of a core format; `undefined` for the rest */
+  readonly syncDecoderFor: (format: string, copyBytes: boolean) => SyncDecoder | undefined
   readonly unknownCompression: (format: string, compression: string, reading: boolean) => SerializationError
 }
 
@@ -263,10 +281,11 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
 
   // --- decoding ---------------------------------------------------------------------------------------------------
 
-  const parseJson = (bytes: Uint8Array, format: string): Effect.Effect<unknown, SerializationError> =>
-    Effect.try({
-      try: () => JSON.parse(textDecoder.decode(bytes)) as unknown,
-      catch: (cause) =>
+  const parseJson = (bytes: Uint8Array, format: string): unknown => {
+    try {
+      return JSON.parse(textDecoder.decode(bytes)) as unknown
+    } catch (cause) {
+      return new Failed(
         new SerializationError({
           reason: "Decode",
           format,
@@ -275,7 +294,54 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
           }); the entry will be treated as a miss and written again`,
           cause
         })
+      )
+    }
+  }
+
+  const deserializeV8 = (raw: Uint8Array): unknown => {
+    try {
+      return V8.deserialize(raw) as unknown
+    } catch (cause) {
+      return new Failed(
+        new SerializationError({
+          reason: "Decode",
+          format: "v8",
+          description: `v8 could not deserialize the stored bytes (${
+            messageOf(cause)
+          }); an older Node.js cannot read what a newer one wrote. The entry will be treated as a miss and written again`,
+          cause
+        })
+      )
+    }
+  }
+
+  const parseJsonAsJson = (raw: Uint8Array): unknown => parseJson(raw, "json")
+  const copied = (raw: Uint8Array): unknown => new Uint8Array(raw)
+
+  const syncDecoderFor: Formats["syncDecoderFor"] = (format, copyBytes) => {
+    switch (format) {
+      case "v8":
+        return deserializeV8
+      case "json":
+        return parseJsonAsJson
+      case "bytes":
+        return copyBytes ? copied : asPlain
+      default:
+        return undefined
+    }
+  }
+
+  /** The Effect of a decoder in plain code. */
+  const inEffect = (decode: SyncDecoder): Decoder => (raw) =>
+    Effect.suspend(() => {
+      const value = decode(raw)
+      return value instanceof Failed ? Effect.fail(value.error) : Effect.succeed(value)
     })
+
+  const v8Decoder = inEffect(deserializeV8)
+  const jsonDecoder = inEffect(parseJsonAsJson)
+  const bytesDecoder = inEffect(copied)
+  const plainBytesDecoder = inEffect(asPlain)
 
   const readerHasSchema = (format: string): SerializationError =>
     new SerializationError({
@@ -302,28 +368,16 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
     if (schema !== undefined && format !== "schema-json") return readerHasSchema(format)
     switch (format) {
       case "v8":
-        return (raw) =>
-          Effect.try({
-            try: () => V8.deserialize(raw) as unknown,
-            catch: (cause) =>
-              new SerializationError({
-                reason: "Decode",
-                format,
-                description: `v8 could not deserialize the stored bytes (${
-                  messageOf(cause)
-                }); an older Node.js cannot read what a newer one wrote. The entry will be treated as a miss and written again`,
-                cause
-              })
-          })
+        return v8Decoder
       case "json":
-        return (raw) => parseJson(raw, format)
+        return jsonDecoder
       case "bytes":
-        return copyBytes ? (raw) => Effect.succeed(new Uint8Array(raw)) : (raw) => Effect.succeed(asPlain(raw))
+        return copyBytes ? bytesDecoder : plainBytesDecoder
       case "schema-json": {
         if (schema === undefined) return readerLacksSchema(format)
         const decodeUnknown = Schema.decodeUnknown(schema)
         return (raw) =>
-          parseJson(raw, format).pipe(
+          inEffect((raw) => parseJson(raw, format))(raw).pipe(
             Effect.flatMap((json) =>
               Effect.mapError(decodeUnknown(json), (error) =>
                 new SerializationError({
@@ -343,7 +397,7 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
     }
   }
 
-  return { codecs, encode, decoderFor, unknownCompression }
+  return { codecs, encode, decoderFor, syncDecoderFor, unknownCompression }
 }
 
 /** An apache-arrow `Table`, recognized without importing apache-arrow: its brand, or its class's tag. */

@@ -45,13 +45,35 @@ import * as Formats from "./formats.js"
 export const codecVersion: number = 1
 
 /**
+ * `unseal` then `restore` in plain code, where no step needs an Effect: the snapshot and a value of its own (the bytes
+ * are not the value's: a `bytes` value is a copy), the error the Effect path would fail with, or `undefined` where
+ * the payload needs the Effect path (compressed, large, a codec, a schema). Only the built-in serializer has it.
+ *
+ * @internal
+ */
+export type DecodeNow = (
+  bytes: Uint8Array,
+  options: DecodeOptions
+) => { readonly snapshot: Snapshot; readonly value: unknown } | SerializationError | undefined
+
+const decodeNowKey: unique symbol = Symbol.for("@s3cache/core/Serializer/decodeNow")
+
+/**
+ * The serializer's `DecodeNow`, if it is the built-in one.
+ *
+ * @internal
+ */
+export const decodeNowOf = (serializer: Service): DecodeNow | undefined =>
+  (serializer as Partial<Record<typeof decodeNowKey, DecodeNow>>)[decodeNowKey]
+
+/**
  * @since 0.1.0
  */
 export const make = (options: Options): Service => {
   const zstdLevel = options.zstdLevel ?? defaultZstdLevel
 
   const formats = Formats.make(options.codecs ?? [])
-  const { codecs, decoderFor, unknownCompression } = formats
+  const { codecs, decoderFor, syncDecoderFor, unknownCompression } = formats
 
   const sealSnapshot = (snapshot: Snapshot, compression: string): Effect.Effect<Encoded, SerializationError> =>
     Effect.gen(function*() {
@@ -107,6 +129,35 @@ export const make = (options: Options): Service => {
       })
     )
 
+  /**
+   * What the record says, checked before the payload is touched (codec version, schema rules, format and compression
+   * names): the payload's decoder, or why the entry cannot be read.
+   */
+  const check = (options: DecodeOptions, copyBytes: boolean): Formats.Decoder | SerializationError => {
+    const { compression, format } = options
+    // written so that a missing or NaN version is refused as well
+    if (!(options.codecVersion <= codecVersion)) {
+      return new SerializationError({
+        reason: "UnsupportedFormat",
+        format,
+        description:
+          `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
+      })
+    }
+    const decoder = decoderFor(format, options.schema, copyBytes)
+    if (decoder instanceof SerializationError) return decoder
+    return isCompression(compression) ? decoder : unknownCompression(format, compression, true)
+  }
+
+  const mismatch = (format: string, expected: string, actual: string) =>
+    new SerializationError({
+      reason: "Checksum",
+      format,
+      description: `the stored bytes do not match their checksum (expected ${expected.slice(0, 19)}…, got ${
+        actual.slice(0, 19)
+      }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
+    })
+
   // Plain code in one `suspend` rather than a generator: it runs on every hit.
   const unsealWith = (
     bytes: Uint8Array,
@@ -115,42 +166,36 @@ export const make = (options: Options): Service => {
   ): Effect.Effect<readonly [Snapshot, Formats.Decoder], SerializationError> =>
     Effect.suspend(() => {
       const { compression, format } = options
-      // written so that a missing or NaN version is refused as well
-      if (!(options.codecVersion <= codecVersion)) {
-        return Effect.fail(
-          new SerializationError({
-            reason: "UnsupportedFormat",
-            format,
-            description:
-              `the entry was written by a newer s3cache (codec version ${options.codecVersion}; this one reads up to ${codecVersion}); upgrade @s3cache/core here. Until then the entry is treated as a miss`
-          })
-        )
-      }
-      const decoder = decoderFor(format, options.schema, copyBytes)
+      const decoder = check(options, copyBytes)
       if (decoder instanceof SerializationError) return Effect.fail(decoder)
-      if (!isCompression(compression)) return Effect.fail(unknownCompression(format, compression, true))
       const verified = (actual: string): Effect.Effect<readonly [Snapshot, Formats.Decoder], SerializationError> => {
-        if (actual !== options.checksum) {
-          return Effect.fail(
-            new SerializationError({
-              reason: "Checksum",
-              format,
-              description: `the stored bytes do not match their checksum (expected ${
-                options.checksum.slice(0, 19)
-              }…, got ${
-                actual.slice(0, 19)
-              }…): they changed after they were written (truncated upload, corruption, another writer). The entry will be treated as a miss and written again`
-            })
-          )
-        }
+        if (actual !== options.checksum) return Effect.fail(mismatch(format, options.checksum, actual))
         return compression === "none"
           ? Effect.succeed([{ format, bytes }, decoder] as const)
-          : Effect.map(decompress(bytes, compression, format), (raw) => [{ format, bytes: raw }, decoder] as const)
+          : Effect.map(
+            decompress(bytes, compression as Compression, format),
+            (raw) => [{ format, bytes: raw }, decoder] as const
+          )
       }
       // hashed here and now unless the payload is large enough to be hashed in slices
       const now = checksumNow(bytes)
       return now !== undefined ? verified(now) : Effect.flatMap(checksumOf(bytes), verified)
     })
+
+  // `unseal`, then `restore` without `reuse`, in plain code: the same checks in the same order, for the payloads
+  // that need no Effect (uncompressed, hashed in one go, a core format read without a schema)
+  const decodeNow: DecodeNow = (bytes, options) => {
+    if (options.compression !== "none" || options.schema !== undefined) return undefined
+    const decode = syncDecoderFor(options.format, true)
+    if (decode === undefined) return undefined
+    const checked = check(options, true)
+    if (checked instanceof SerializationError) return checked
+    const actual = checksumNow(bytes)
+    if (actual === undefined) return undefined
+    if (actual !== options.checksum) return mismatch(options.format, options.checksum, actual)
+    const value = decode(bytes)
+    return value instanceof Formats.Failed ? value.error : { snapshot: { format: options.format, bytes }, value }
+  }
 
   const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
     "s3cache.format": options.format,
@@ -187,5 +232,15 @@ export const make = (options: Options): Service => {
       CacheTracing.withInnerSpan("Serializer.decode", () => ({ attributes: readAttributes(bytes, options) }))
     )
 
-  return { codecs, snapshot, seal, encode, unseal, restore, decode }
+  const service: Service & { readonly [decodeNowKey]: DecodeNow } = {
+    codecs,
+    snapshot,
+    seal,
+    encode,
+    unseal,
+    restore,
+    decode,
+    [decodeNowKey]: decodeNow
+  }
+  return service
 }

@@ -8,10 +8,19 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Tracer from "effect/Tracer"
 import { DefaultServices } from "./effect3.js"
 
 const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/**
+ * Whether the fiber's tracer exports spans (it is not Effect's built-in one), read from the fiber at hand.
+ *
+ * @internal
+ */
+export const isTraced = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== nativeTracer
 
 /**
  * `traced(true)` under a tracer that exports spans, `traced(false)` under Effect's built-in one.
