@@ -175,6 +175,29 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
   ) => Effect.Effect<LookupResult, MetadataStoreError>
 
   /**
+   * Optional: a hit in one promise step, for a store whose common hit is a plain read (Redis: a `GET` while the
+   * entry's LRU score is fresh). The cache tries it before `lookup` on every call, outside the Effect runtime, and
+   * calls `lookup` whenever it gives no record.
+   *
+   * Returns `undefined` at once when the store would rather be asked through `lookup` (a hit would have to write
+   * something, as an LRU score that is due). Otherwise a promise of the live record of `hash`, with everything
+   * `lookup` does for a hit done (a `Hit` result of `lookup` would carry the same record), or of `undefined` when
+   * there is none or it does not read back (then `lookup` takes the lock, or drops the bad record). It must never
+   * take a lock, and must settle by `deadline` (epoch ms). A rejection (with the `MetadataStoreError` that `lookup`
+   * would fail with) counts as the lookup's failure: it is reported and the call runs uncached, without waiting for
+   * the store a second time. `now`: the cache's clock (ms), for a store that keeps time by it.
+   *
+   * @since 0.2.0
+   */
+  readonly tryHit?:
+    | ((
+      namespace: string,
+      hash: string,
+      options: { readonly now: number; readonly deadline: number }
+    ) => Promise<EntryRecord | undefined> | undefined)
+    | undefined
+
+  /**
    * Take the stampede lock of `hash` with `token` for `lockTtlMs` whether or not a record exists: true when the lock
    * is now held under `token` (it was free, expired, or already held under `token`), false when another token holds
    * it. For a writer that replaces a live record.

@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MetadataStore } from "@s3cache/core"
+import { MetadataStoreError as MetadataStoreErrorClass } from "@s3cache/core/CacheError"
 import type { MetadataStoreError } from "@s3cache/core/CacheError"
 import type { CommitResult, EntryRecord } from "@s3cache/core/MetadataStore"
+import * as FaultProxy from "@s3cache/core/test/FaultProxy"
 import {
   commitHeld,
   freshNamespace,
@@ -154,6 +156,69 @@ describe("RedisMetadataStore", () => {
       for (let i = 0; i < 3; i++) yield* exact.lookup(ns, other.hash, lockOf("t"))
       assert.deepStrictEqual(sent, ["evalsha", "evalsha", "evalsha"])
     }))
+
+  it.scopedLive("tryHit: the plain GET as one promise, only while the LRU score is fresh, only a record that reads back, never a lock", () =>
+    Effect.gen(function*() {
+      const client = yield* raw
+      const sent = recordCommands(client)
+      const store = yield* RedisMetadataStore.make({ client, lruResolution: "1 second" })
+      const tryHit = store.tryHit!
+      const ns = yield* freshNamespace
+      const record = makeRecord(ns, hashOf("try-hit"))
+      yield* commitHeld(store, record, 10)
+      yield* commitHeld(store, makeRecord(ns, hashOf("keeper")), 10)
+      const options = () => ({ now: Date.now(), deadline: Date.now() + 5000 })
+      // the score's age is not known yet: no answer, and nothing sent
+      sent.length = 0
+      assert.isUndefined(tryHit(ns, record.hash, options()))
+      assert.deepStrictEqual(sent, [])
+      // the script tells it; then a GET answers, with the record `lookup` gives
+      assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("t")), { _tag: "Hit", record })
+      sent.length = 0
+      assert.deepStrictEqual(yield* Effect.promise(() => tryHit(ns, record.hash, options())!), record)
+      assert.deepStrictEqual(sent, ["get"])
+      // a record that does not read back: no record (`lookup` drops it), and no lock taken
+      const key = `qc:{${ns}}:r:${record.hash}`
+      const good = yield* Effect.promise(() => client.getBuffer(key))
+      yield* Effect.promise(() => client.set(key, "not a record", "KEEPTTL"))
+      assert.isUndefined(yield* Effect.promise(() => tryHit(ns, record.hash, options())!))
+      assert.strictEqual(yield* Effect.promise(() => client.exists(`qc:{${ns}}:lock:${record.hash}`)), 0)
+      yield* Effect.promise(() => client.set(key, good!, "KEEPTTL"))
+      // gone: no record, and the score is forgotten, so the next call is `lookup`'s again
+      yield* store.remove(ns, [record.hash])
+      assert.isUndefined(yield* Effect.promise(() => tryHit(ns, record.hash, options())!))
+      assert.isUndefined(tryHit(ns, record.hash, options()))
+      // lruResolution 0: every hit writes its score, which only `lookup` does
+      const exact = yield* RedisMetadataStore.make({ client, lruResolution: 0 })
+      const other = makeRecord(ns, hashOf("exact-try"))
+      yield* commitHeld(exact, other, 10)
+      yield* exact.lookup(ns, other.hash, lockOf("t"))
+      assert.isUndefined(exact.tryHit!(ns, other.hash, options()))
+    }))
+
+  it.scopedLive("tryHit settles by its deadline with the MetadataStoreError lookup would fail with", () =>
+    Effect.gen(function*() {
+      const proxy = yield* FaultProxy.make({ host: server().host, port: server().port })
+      const store = yield* RedisMetadataStore.make({
+        url: `redis://${proxy.host}:${proxy.port}/0`,
+        // longer than the deadline, so the deadline is what ends the call
+        commandTimeout: "2 seconds",
+        lruResolution: "1 minute"
+      })
+      const record = makeRecord("tryhit-stall", hashOf("stalled"))
+      yield* commitHeld(store, record, 10)
+      yield* store.lookup("tryhit-stall", record.hash, lockOf("t"))
+      yield* proxy.setMode("blackhole")
+      const error = yield* Effect.promise(() =>
+        store.tryHit!("tryhit-stall", record.hash, { now: Date.now(), deadline: Date.now() + 200 })!.then(
+          () => undefined,
+          (error: unknown) => error
+        )
+      )
+      assert.instanceOf(error, MetadataStoreErrorClass)
+      assert.strictEqual((error as MetadataStoreError).reason, "Timeout")
+      assert.strictEqual((error as MetadataStoreError).method, "lookup")
+    }).pipe(FaultProxy.watchdog("20 seconds", "tryHit deadline test")))
 
   it.scoped("a miss is one round trip too, but for the first lock in a namespace, which registers it (and checks)", () =>
     Effect.gen(function*() {

@@ -35,13 +35,13 @@ import * as coherenceModule from "./coherence.js"
 import * as decisions from "./decide.js"
 import { Either, ExecutionStrategy, FiberRef } from "./effect3.js"
 import * as fence from "./fence.js"
+import * as hitModule from "./hit.js"
 import * as locks from "./locks.js"
 import * as maintenance from "./maintenance.js"
 import * as persistModule from "./persist.js"
 import * as plans from "./plan.js"
 import type { Plan } from "./plan.js"
 import * as singleFlight from "./singleFlight.js"
-import type * as Tier from "./tier.js"
 import * as tracing from "./tracing.js"
 
 /** What one computation gives all the callers that share it. */
@@ -117,7 +117,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   let closing = false
   yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
 
-  const decide = decisions.make({
+  const { decide, hitNow } = decisions.make({
     config,
     metadata,
     blobs,
@@ -127,6 +127,15 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     locks: lockSet,
     deleteObjects: writer.deleteObjects,
     wait: coherence.wait
+  })
+  const hits = hitModule.make({
+    config,
+    metadata,
+    serializer,
+    metrics,
+    tier,
+    hitNow,
+    inFlight: (hash) => flights.has(hash)
   })
 
   // -- the computation all concurrent callers of one key share -------------------------------------------------------
@@ -163,14 +172,17 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
    * The first phase, in the caller's fiber: the lookup and, on a hit, the read. A miss continues in the second phase
    * (`run`), which single flight forks so that the callers that share it do not depend on the first one staying.
    */
-  const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => (shared: () => boolean) =>
+  const start = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, prior: decisions.Prior | undefined) =>
+  (
+    shared: () => boolean
+  ) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
     Effect.withFiberRuntime<singleFlight.Phase<Outcome, E, R>, never, R>((fiber) => {
       const startedAt = nanosOf(fiber)
       // what the tier dropped after this point (an invalidation) must not come back from this read
       const generation = tier?.generation() ?? 0
       const innerSpans = Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)
-      return Effect.map(decide(plan, innerSpans, Number(startedAt / 1_000_000n)), (decision) => {
+      return Effect.map(decide(plan, innerSpans, Number(startedAt / 1_000_000n), prior), (decision) => {
         // the clock and the instruments in this one step, which runs on every call (the first phase runs in the
         // caller's fiber: `fiber` is still the one that runs this)
         const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
@@ -178,7 +190,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           if (decision.token === undefined) metrics.bypassed.unsafeUpdate(1, labels)
           return { _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) }
         }
-        if (tier !== undefined && plan.l1TtlMs > 0) keep(plan, decision, startedAt, generation)
+        hits.keep(plan, decision, Number(startedAt / 1_000_000n), generation)
         metrics.hits.unsafeUpdate(1, labels)
         metrics.hitLatency.unsafeUpdate(Number(nanosOf(fiber) - startedAt) / 1e6, labels)
         return {
@@ -195,19 +207,6 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
         }
       })
     })
-
-  /** A value read from the shared stores, kept in the tier: its bytes (a copy: the value may own the snapshot's). */
-  const keep = (plan: Plan, decision: decisions.Hit, startedAt: bigint, generation: number) => {
-    // the tier would refuse it: spare the copy (of up to the largest payloads)
-    if (decision.snapshot.bytes.byteLength >= config.l1MaxBytes) return
-    const now = Number(startedAt / 1_000_000n)
-    tier!.set(plan.namespace, plan.hash, {
-      snapshot: { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) },
-      value: config.l1ShareValues ? decision.value : undefined,
-      storedAt: now,
-      expiresAt: Math.min(now + plan.l1TtlMs, decision.expiresAt)
-    }, generation)
-  }
 
   /** The second phase: the user's effect under the stampede lock (`token`, if taken), then the write of its value. */
   const run = <A, E, R>(
@@ -292,24 +291,27 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       }
       // Effect's built-in tracer exports nothing: a span there would cost each call ~5 µs for nobody (and an
       // annotation without a span of ours would land on the caller's span, or fail with a stack trace)
+      const lookUp = (traced: boolean) =>
+        hits.lookUp(plan.right, fiber, traced, (prior) => shared(plan.right, effect, traced, prior))
       return tracing.isTraced(fiber)
-        ? Effect.withSpan(lookUp(plan.right, effect, true), "Cache.cached", {
+        ? Effect.withSpan(Effect.suspend(() => lookUp(true)), "Cache.cached", {
           attributes: { "s3cache.namespace": plan.right.namespace, "s3cache.hash": plan.right.hash },
           captureStackTrace: false
         })
-        : lookUp(plan.right, effect, false)
+        : lookUp(false)
     })
 
-  /** The in-process tier, then the shared one. `traced`: the call has a span of its own to annotate. */
-  const lookUp = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, traced: boolean): Effect.Effect<A, E, R> =>
-    tier === undefined ? shared(plan, effect, traced) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const entry = tier.get(plan.namespace, plan.hash, now)
-      return entry === undefined ? shared(plan, effect, traced) : fromTier(plan, entry, effect, traced)
-    })
-
-  /** The shared tier: the computation of the key in this process, joined or started. */
-  const shared = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>, traced: boolean): Effect.Effect<A, E, R> =>
-    flights.run(plan.hash, plan.namespace, start(plan, effect), Metric.increment(metrics.coalesced)).pipe(
+  /**
+   * The shared tier: the computation of the key in this process, joined or started (`prior`: what a read before the
+   * lookup found, which takes the first lookup's place).
+   */
+  const shared = <A, E, R>(
+    plan: Plan,
+    effect: Effect.Effect<A, E, R>,
+    traced: boolean,
+    prior: decisions.Prior | undefined
+  ): Effect.Effect<A, E, R> =>
+    flights.run(plan.hash, plan.namespace, start(plan, effect, prior), Metric.increment(metrics.coalesced)).pipe(
       Effect.flatMap(({ joined, value: outcome }) =>
         traced
           ? Effect.annotateCurrentSpan("s3cache.result", joined ? "coalesced" : outcome.result).pipe(
@@ -318,35 +320,6 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           : valueFor(plan, outcome, joined, effect)
       )
     )
-
-  /**
-   * A call answered by the in-process tier: a value of its own decoded from the kept bytes, or (`l1ShareValues`) the
-   * kept value itself. A value this call cannot read (another schema) is dropped and looked up in the shared tier.
-   */
-  const fromTier = <A, E, R>(
-    plan: Plan,
-    entry: Tier.Entry,
-    effect: Effect.Effect<A, E, R>,
-    traced: boolean
-  ): Effect.Effect<A, E, R> =>
-    (config.l1ShareValues ? Effect.succeed(entry.value) : serializer.restore(entry.snapshot, { schema: plan.schema }))
-      .pipe(
-        Effect.matchEffect({
-          onFailure: () => {
-            tier!.drop(plan.namespace, [plan.hash])
-            return shared(plan, effect, traced)
-          },
-          onSuccess: (value) =>
-            Effect.withFiberRuntime((fiber) => {
-              const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-              metrics.hits.unsafeUpdate(1, labels)
-              metrics.l1Hits.unsafeUpdate(1, labels)
-              return traced
-                ? Effect.as(Effect.annotateCurrentSpan("s3cache.result", "l1"), value as A)
-                : Effect.succeed(value as A)
-            })
-        })
-      )
 
   const service: Service = {
     config,

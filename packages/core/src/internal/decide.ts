@@ -18,13 +18,13 @@ import type * as CacheConfig from "../CacheConfig.js"
 import { BlobStoreError, SerializationError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
-import type { EntryRecord, MetadataStore } from "../MetadataStore.js"
+import type { EntryRecord, LookupResult, MetadataStore } from "../MetadataStore.js"
 import type { Serializer, Snapshot } from "../Serializer.js"
 import type { Fence } from "./fence.js"
 import type { Locks } from "./locks.js"
 import type { Plan } from "./plan.js"
 import { uniqueId } from "./random.js"
-import { decodeNowOf } from "./serializer.js"
+import { nowOf } from "./serializer.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
@@ -56,12 +56,42 @@ export interface Dependencies {
   readonly wait: (namespace: string, hash: string, delay: Duration.Duration) => Effect.Effect<void>
 }
 
+/**
+ * What a read before the lookup already found: a record (judged as a lookup's hit would be), or a failure (the
+ * lookup's own, reported as such).
+ *
+ * @internal
+ */
+export type Prior =
+  | { readonly _tag: "Found"; readonly record: EntryRecord }
+  | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
+
+/** @internal */
+export interface Decisions {
+  /**
+   * Decide for `plan`: `innerSpans`, the serializer's steps make spans of their own (`CacheTracing.InnerSpans`);
+   * `now`, the clock's time (ms), just read by the caller; `prior`, what a read before the lookup found, which takes
+   * the first lookup's place. A call that will run uncached (`Run` without a token) is the caller's to count.
+   */
+  readonly decide: (
+    plan: Plan,
+    innerSpans: boolean,
+    now: number,
+    prior: Prior | undefined
+  ) => Effect.Effect<Decision>
+  /**
+   * A hit read in plain code from a record a read found, where it needs no Effect; `undefined` where the record takes
+   * `decide`'s path (as its `prior`); the error that proves the entry bad is `decide`'s to handle too.
+   */
+  readonly hitNow: (plan: Plan, record: EntryRecord, innerSpans: boolean) => Hit | SerializationError | undefined
+}
+
 /** @internal */
 export const make = (
   { blobs, config, deleteObjects, fence, locks, metadata, metrics, serializer, wait }: Dependencies
-): (plan: Plan, innerSpans: boolean, now: number) => Effect.Effect<Decision> => {
+): Decisions => {
   const { fenced, report, withMetadataDeadline } = fence
-  const decodeNow = decodeNowOf(serializer)
+  const decodeNow = nowOf(serializer)?.decode
   const waitMs = Duration.toMillis(config.stampedeLockTtl)
 
   // -- read ---------------------------------------------------------------------------------------------------------
@@ -92,31 +122,39 @@ export const make = (
       )
     )
 
+  /** The fields `unseal` reads, named: a spread of the whole record costs more than the rest of a hit. */
+  const decodeOptions = (plan: Plan, record: EntryRecord) => ({
+    format: record.format,
+    compression: record.compression,
+    checksum: record.checksum,
+    codecVersion: record.codecVersion,
+    schema: plan.schema
+  })
+
+  /**
+   * A hit read in plain code: a record of the key whose inline payload needs no Effect to read (most small values),
+   * unless the serializer steps make spans of their own. The inline payload may be the store's own memory (the
+   * memory store hands out the record it keeps): the value is a copy. `undefined`: the record takes `decide`'s path
+   * (another key's record, a payload that does not read back, one that needs the Effect path).
+   */
+  const hitNow = (plan: Plan, record: EntryRecord, innerSpans: boolean): Hit | SerializationError | undefined => {
+    if (record.payload === undefined || decodeNow === undefined || innerSpans || !belongs(plan, record)) {
+      return undefined
+    }
+    const read = decodeNow(record.payload, decodeOptions(plan, record))
+    if (read === undefined || read instanceof SerializationError) return read
+    return { _tag: "Hit", value: read.value, snapshot: read.snapshot, expiresAt: record.createdAt + record.ttlMs }
+  }
+
   const read = (
     plan: Plan,
     record: EntryRecord,
     innerSpans: boolean
   ): Effect.Effect<Decision, BlobStoreError | SerializationError> => {
-    // the fields `unseal` reads, named: a spread of the whole record costs more than the rest of this step
-    const options = {
-      format: record.format,
-      compression: record.compression,
-      checksum: record.checksum,
-      codecVersion: record.codecVersion,
-      schema: plan.schema
-    }
+    const now = hitNow(plan, record, innerSpans)
+    if (now !== undefined) return now instanceof SerializationError ? Effect.fail(now) : Effect.succeed(now)
+    const options = decodeOptions(plan, record)
     const expiresAt = record.createdAt + record.ttlMs
-    // An inline payload that needs no Effect to read (most small values) is read in plain code, unless the serializer
-    // steps make spans of their own. It may be the store's own memory (the memory store hands out the record it
-    // keeps): the value is a copy.
-    if (record.payload !== undefined && decodeNow !== undefined && !innerSpans) {
-      const read = decodeNow(record.payload, options)
-      if (read !== undefined) {
-        return read instanceof SerializationError
-          ? Effect.fail(read)
-          : Effect.succeed({ _tag: "Hit", value: read.value, snapshot: read.snapshot, expiresAt })
-      }
-    }
     const unseal = (bytes: Uint8Array) => serializer.unseal(bytes, options)
     return (record.payload !== undefined ? unseal(record.payload) : Effect.flatMap(objectBytes(record), unseal)).pipe(
       Effect.flatMap((snapshot) =>
@@ -145,11 +183,7 @@ export const make = (
       () => false
     )
 
-  /**
-   * `innerSpans`: the serializer's steps make spans of their own (`CacheTracing.InnerSpans`); `now`: the clock's time
-   * (ms), just read by the caller. A call that will run uncached (`Run` without a token) is the caller's to count.
-   */
-  const decide = (plan: Plan, innerSpans: boolean, now: number): Effect.Effect<Decision> => {
+  const decide: Decisions["decide"] = (plan, innerSpans, now, prior) => {
     const token = uniqueId()
 
     // A provably bad entry (not its key's, its object gone, its bytes failing the checksum or not decoding) is
@@ -205,50 +239,68 @@ export const make = (
     }
 
     // `now`: the clock's time, read once per lookup and shared with the lock bookkeeping
-    const loop = (deadline: number, attempt: number, retries: number, now: number): Effect.Effect<Decision, unknown> =>
-      Effect.flatMap(locks.lookup(plan, token, now), (result) => {
-        switch (result._tag) {
-          case "Hit":
-            return onHit(
-              result.record,
-              retries,
-              Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt, retries - 1, now))
-            )
-          case "Acquired":
-            return Effect.succeed<Decision>({ _tag: "Run", token })
-          case "Busy":
-            // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
-            // lapses: waiting for it would wait for a value that nobody computes.
-            return Effect.flatMap(
-              Clock.currentTimeMillis,
-              (now) =>
-                locks.orphaned(plan, now)
-                  ? Effect.as(
-                    Effect.logDebug(
-                      "s3cache: the key is locked by a lock of this process that lost its work; running uncached"
-                    ),
-                    uncached
-                  )
-                  : now >= deadline
-                  ? Effect.as(
-                    Effect.logWarning(
-                      "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
-                    ),
-                    uncached
-                  )
-                  : Effect.zipRight(
-                    // woken at once when the holder's commit (or an invalidation) is announced on the bus
-                    wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
-                    Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt + 1, retries, now))
-                  )
-            )
+    const loop = (
+      deadline: number,
+      attempt: number,
+      retries: number,
+      now: number,
+      prior?: Prior
+    ): Effect.Effect<Decision, unknown> =>
+      Effect.flatMap(
+        prior === undefined
+          ? locks.lookup(plan, token, now)
+          : prior._tag === "Found"
+          ? Effect.succeed<LookupResult>({ _tag: "Hit", record: prior.record })
+          : Effect.failCause(prior.cause),
+        (result) => {
+          switch (result._tag) {
+            case "Hit":
+              return onHit(
+                result.record,
+                retries,
+                Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt, retries - 1, now))
+              )
+            case "Acquired":
+              return Effect.succeed<Decision>({ _tag: "Run", token })
+            case "Busy":
+              // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
+              // lapses: waiting for it would wait for a value that nobody computes.
+              return Effect.flatMap(
+                Clock.currentTimeMillis,
+                (now) =>
+                  locks.orphaned(plan, now)
+                    ? Effect.as(
+                      Effect.logDebug(
+                        "s3cache: the key is locked by a lock of this process that lost its work; running uncached"
+                      ),
+                      uncached
+                    )
+                    : now >= deadline
+                    ? Effect.as(
+                      Effect.logWarning(
+                        "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
+                      ),
+                      uncached
+                    )
+                    : Effect.zipRight(
+                      // woken at once when the holder's commit (or an invalidation) is announced on the bus
+                      wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
+                      Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt + 1, retries, now))
+                    )
+              )
+          }
         }
-      })
+      )
 
-    return fenced("lookup", "the effect runs uncached", loop(now + waitMs, 0, badEntryRetries, now), () => uncached)
+    return fenced(
+      "lookup",
+      "the effect runs uncached",
+      loop(now + waitMs, 0, badEntryRetries, now, prior),
+      () => uncached
+    )
   }
 
-  return decide
+  return { decide, hitNow }
 }
 
 /** Delay before asking again whether another process's result is there: fast at first, then every ~250 ms. */

@@ -56,15 +56,29 @@ export type DecodeNow = (
   options: DecodeOptions
 ) => { readonly snapshot: Snapshot; readonly value: unknown } | SerializationError | undefined
 
-const decodeNowKey: unique symbol = Symbol.for("@s3cache/core/Serializer/decodeNow")
-
 /**
- * The serializer's `DecodeNow`, if it is the built-in one.
+ * `restore` (without `reuse`, without a schema) in plain code: a value of its own, the error the Effect path would fail
+ * with, or `undefined` where it needs the Effect path (a codec, a schema).
  *
  * @internal
  */
-export const decodeNowOf = (serializer: Service): DecodeNow | undefined =>
-  (serializer as Partial<Record<typeof decodeNowKey, DecodeNow>>)[decodeNowKey]
+export type RestoreNow = (snapshot: Snapshot) => { readonly value: unknown } | SerializationError | undefined
+
+/** @internal */
+export interface Now {
+  readonly decode: DecodeNow
+  readonly restore: RestoreNow
+}
+
+const nowKey: unique symbol = Symbol.for("@s3cache/core/Serializer/now")
+
+/**
+ * The plain-code steps of the serializer, if it is the built-in one.
+ *
+ * @internal
+ */
+export const nowOf = (serializer: Service): Now | undefined =>
+  (serializer as Partial<Record<typeof nowKey, Now>>)[nowKey]
 
 /**
  * @since 0.1.0
@@ -197,6 +211,13 @@ export const make = (options: Options): Service => {
     return value instanceof Formats.Failed ? value.error : { snapshot: { format: options.format, bytes }, value }
   }
 
+  const restoreNow: RestoreNow = (snapshot) => {
+    const decode = syncDecoderFor(snapshot.format, true)
+    if (decode === undefined) return undefined
+    const value = decode(snapshot.bytes)
+    return value instanceof Formats.Failed ? value.error : { value }
+  }
+
   const readAttributes = (bytes: Uint8Array, options: DecodeOptions) => ({
     "s3cache.format": options.format,
     "s3cache.compression": options.compression,
@@ -232,7 +253,7 @@ export const make = (options: Options): Service => {
       CacheTracing.withInnerSpan("Serializer.decode", () => ({ attributes: readAttributes(bytes, options) }))
     )
 
-  const service: Service & { readonly [decodeNowKey]: DecodeNow } = {
+  const service: Service & { readonly [nowKey]: Now } = {
     codecs,
     snapshot,
     seal,
@@ -240,7 +261,7 @@ export const make = (options: Options): Service => {
     unseal,
     restore,
     decode,
-    [decodeNowKey]: decodeNow
+    [nowKey]: { decode: decodeNow, restore: restoreNow }
   }
   return service
 }

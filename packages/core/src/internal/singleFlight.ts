@@ -72,6 +72,8 @@ export interface SingleFlight {
    * of joining a computation that began before an invalidation. Callers already waiting keep waiting for it.
    */
   readonly detach: (namespace: string | undefined, key?: string) => void
+  /** whether a computation of `key` is in flight (a caller would join it) */
+  readonly has: (key: string) => boolean
   /** keys in flight, for tests and stats */
   readonly size: () => number
 }
@@ -186,5 +188,5 @@ export const make = (scope: Scope.Scope): SingleFlight => {
     }
   }
 
-  return { run, detach, size: () => inFlight.size }
+  return { run, detach, has: (key) => inFlight.has(key), size: () => inFlight.size }
 }

@@ -241,7 +241,12 @@ export const commandTimeoutOf = (client: Client): number | undefined => {
   return typeof timeout === "number" && timeout > 0 && Number.isFinite(timeout) ? timeout : undefined
 }
 
-const failure = (method: string, server: string, cause: unknown): MetadataStoreError => {
+/**
+ * A failed client call as the store's typed error.
+ *
+ * @internal
+ */
+export const failure = (method: string, server: string, cause: unknown): MetadataStoreError => {
   const message = cause instanceof Error ? cause.message : String(cause)
   return new MetadataStoreError({
     reason: reasonOf(cause),
@@ -252,9 +257,22 @@ const failure = (method: string, server: string, cause: unknown): MetadataStoreE
 }
 
 /**
+ * `run`, settled by `deadline` (epoch ms): raced against a timer only where the client's own bound on each command
+ * (`commandTimeoutMs`, from `commandTimeoutOf`) would end after it.
+ *
+ * @internal
+ */
+export const bounded = <A>(deadline: number, run: () => Promise<A>, commandTimeoutMs: number | undefined): Promise<A> =>
+  commandTimeoutMs !== undefined && deadline - Date.now() > commandTimeoutMs + 1
+    ? run()
+    : StoreDeadline.race(deadline, run)
+
+/**
  * Run one client call as an Effect with a typed error. `commandTimeoutMs`: the client's own bound on each command
  * (`commandTimeoutOf`); where it ends before the cache's deadline, the command times out first anyway, and the call
  * is not raced against the deadline (a second timer per command, for nothing).
+ *
+ * @internal
  */
 export const call = <A>(
   method: string,
@@ -266,10 +284,7 @@ export const call = <A>(
     Effect.tryPromise({
       // on top of `commandTimeout`, the cache's deadline for the whole store call (several commands share it); where
       // ioredis's own timer ends first, it settles the command and no second timer is set
-      try: () =>
-        commandTimeoutMs !== undefined && deadline - Date.now() > commandTimeoutMs + 1
-          ? run()
-          : StoreDeadline.race(deadline, run),
+      try: () => bounded(deadline, run, commandTimeoutMs),
       catch: (cause) => failure(method, server, cause)
     }))
 

@@ -15,7 +15,7 @@ import { MetadataStoreError } from "@s3cache/core/CacheError"
 import type { LookupResult, MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 import { performance } from "node:perf_hooks"
-import type { Client, Scripted } from "./client.js"
+import { bounded, type Client, failure, type Scripted } from "./client.js"
 import { Either } from "./effect3.js"
 import type * as Keys from "./keys.js"
 import { decode, type Malformed } from "./record.js"
@@ -28,6 +28,8 @@ export interface Dependencies {
   readonly server: string
   readonly keys: Keys.Keys
   readonly call: <A>(method: string, run: () => Promise<A>) => Effect.Effect<A, MetadataStoreError>
+  /** the client's own bound on each command, ms (`commandTimeoutOf`) */
+  readonly commandTimeoutMs: number | undefined
   /** µs; 0: every hit writes the LRU score, so every lookup is a script call */
   readonly lruResolutionUs: number
   readonly checkNamespace: (method: string, namespace: string) => Either.Either<string, MetadataStoreError>
@@ -55,6 +57,7 @@ export const make = (
     checkHashes,
     checkNamespace,
     client,
+    commandTimeoutMs,
     confirmRegistered,
     keys,
     lruResolutionUs,
@@ -63,7 +66,7 @@ export const make = (
     server,
     warnMalformed
   }: Dependencies
-): MetadataStore["Type"]["lookup"] => {
+): Pick<MetadataStore["Type"], "lookup" | "tryHit"> => {
   const resolutionMs = lruResolutionUs / 1000
   // entry key → when (performance.now(), ms) its LRU score was written, as far as this process knows
   const scoredAt = new Map<string, number>()
@@ -181,7 +184,7 @@ export const make = (
 
   // The common answers (a hit, the lock, busy) come from one call; the rest (register the namespace, drop a malformed
   // record) go on in `again`.
-  return (namespace, hash, { lockTtlMs, token }) => {
+  const lookup: MetadataStore["Type"]["lookup"] = (namespace, hash, { lockTtlMs, token }) => {
     const namespaceChecked = checkNamespace("lookup", namespace)
     if (Either.isLeft(namespaceChecked)) return Effect.fail(namespaceChecked.left)
     const hashChecked = checkHashes("lookup", [hash])
@@ -194,4 +197,30 @@ export const make = (
           : Effect.succeed(result)
     )
   }
+
+  // The plain GET of `once`, as a promise: only while the LRU score is fresh (nothing is due), and only a record that
+  // reads back; anything else (nothing there, a malformed record) is `lookup`'s to handle.
+  const tryHit: NonNullable<MetadataStore["Type"]["tryHit"]> = (namespace, hash, { deadline }) => {
+    const entryKey = keys.of(namespace, hash).entry(hash)
+    if (!fresh(entryKey)) return undefined
+    const namespaceChecked = checkNamespace("lookup", namespace)
+    if (Either.isLeft(namespaceChecked)) return Promise.reject(namespaceChecked.left)
+    const hashChecked = checkHashes("lookup", [hash])
+    if (Either.isLeft(hashChecked)) return Promise.reject(hashChecked.left)
+    return bounded(deadline, () => client.getBuffer(entryKey), commandTimeoutMs).then(
+      (value) => {
+        if (!(value instanceof Uint8Array)) {
+          if (value === null) scoredAt.delete(entryKey)
+          return undefined
+        }
+        const read = decode(namespace, value)
+        return read._tag === "Record" ? read.record : undefined
+      },
+      (cause) => {
+        throw failure("lookup", server, cause)
+      }
+    )
+  }
+
+  return { lookup, tryHit }
 }

@@ -109,11 +109,12 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       Effect.flatMap((member) => Number(member) === 1 ? Effect.void : register(method, namespace))
     )
 
-  const lookupRecord = Lookup.make({
+  const { lookup: lookupRecord, tryHit } = Lookup.make({
     client,
     server,
     keys,
     call,
+    commandTimeoutMs,
     lruResolutionUs: options.lruResolutionUs,
     checkNamespace,
     checkHashes,
@@ -334,6 +335,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     // every command races the cache's deadline (`call`), on top of its commandTimeout
     honoursDeadline: true,
     lookup,
+    tryHit,
     acquireLock,
     renewLock,
     releaseLock,
