@@ -11,6 +11,7 @@ import * as TestClock from "effect/TestClock"
 import * as BlobStore from "../src/BlobStore.js"
 import * as CacheBus from "../src/CacheBus.js"
 import * as MetadataStore from "../src/MetadataStore.js"
+import * as Serializer from "../src/Serializer.js"
 import { counted, type HarnessOptions, makeHarness, waitUntil } from "./utils/harness.js"
 
 const l1 = { l1MaxEntries: 100 }
@@ -58,6 +59,31 @@ describe("the in-process tier", () => {
       const stats = yield* a.stats
       assert.strictEqual(stats.l1Hits, 2)
       assert.strictEqual(stats.hits, 2)
+    }))
+
+  it.scoped("a codec that decodes into views of its bytes (as Arrow's does): each hit still gets bytes of its own", () =>
+    Effect.gen(function*() {
+      // its values are views of the bytes it is given, as apache-arrow's columns are
+      const views: Serializer.Codec = {
+        name: "views",
+        encode: (value) => Effect.succeed(new Uint8Array(value as Uint8Array)),
+        decode: (bytes) => Effect.succeed(bytes)
+      }
+      const serializer = Serializer.make({ codecs: [views] })
+      for (const cache of [{ ...l1 }, { inlineThreshold: 1024 }]) {
+        const { cache: c } = yield* makeHarness({ cache }).pipe(
+          Effect.provideService(Serializer.Serializer, serializer)
+        )
+        const query = counted(new Uint8Array([1, 2, 3]))
+        const call = c.cached(query.effect, { key: "views", format: "views" })
+        yield* call
+        yield* c.flush
+        // answered by the tier (first case), or by an inline payload of the memory store's own record (second)
+        const hit = yield* call
+        hit[0] = 99
+        assert.deepStrictEqual(Array.from(yield* call), [1, 2, 3], JSON.stringify(cache))
+        assert.strictEqual(query.runs, 1)
+      }
     }))
 
   it.scoped("a commit that another instance's event overtakes is not kept in this instance's tier", () =>

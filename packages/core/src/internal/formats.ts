@@ -65,7 +65,8 @@ export interface Formats {
   readonly encode: (value: unknown, options: SnapshotOptions) => Effect.Effect<Snapshot, SerializationError>
   /**
    * The decoder of a stored format for a reader with or without a schema, resolved before the payload is touched: a
-   * record that cannot be read is refused without hashing or inflating it. `copyBytes`: `bytes` are copied.
+   * record that cannot be read is refused without hashing or inflating it. `copyBytes`: the bytes are not the value's
+   * to keep (a `bytes` value, and what a codec decodes, get a copy).
    */
   readonly decoderFor: (
     format: string,
@@ -392,7 +393,10 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
       }
       default: {
         const codec = byName.get(format)
-        return codec === undefined ? unknownFormat(format, true) : (raw) => codec.decode(raw)
+        if (codec === undefined) return unknownFormat(format, true)
+        // a codec's value may be views of the bytes it decodes (Arrow's columns are): bytes that are not this call's
+        // own (the tier's, a store's record) are copied first, so no caller can change what another gets
+        return copyBytes ? (raw) => codec.decode(new Uint8Array(raw)) : (raw) => codec.decode(raw)
       }
     }
   }
