@@ -95,8 +95,9 @@ export const decode = (namespace: string, value: Uint8Array): Read => {
     ttlMs: l,
     codecVersion: v,
     keyPreview: k,
-    // a copy: the reply's memory may be a view into a larger buffer of the connection
-    ...(i === 1 ? { payload: new Uint8Array(value.subarray(end + 1)) } : {})
+    // A view, not a copy: the cache never keeps an inline payload nor hands it out (it copies what it keeps, and a
+    // value decoded from it is a copy). The view holds the reply's buffer only while the call reads it.
+    ...(i === 1 ? { payload: value.subarray(end + 1) } : {})
   }
   return { _tag: "Record", record }
 }
