@@ -29,7 +29,7 @@ import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
-import { ArrowCodec } from "../src/index.js"
+import { ArrowCodec } from "@s3cache/arrow"
 import { mixedTable, regions } from "../test/utils/mixedTable.js"
 
 const rows = 1_000_000

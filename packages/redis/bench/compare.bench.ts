@@ -30,11 +30,19 @@ const s3cacheVariants: Record<string, {
   readonly label?: string
   readonly cache?: Record<string, unknown>
   readonly redis?: Record<string, unknown>
+  readonly fromEffect?: boolean
 }> = {
   s3cache: { label: "s3cache, Redis + memory blobs" },
+  // the hit phases as Effect code in one runtime (an Effect program's calls), not one runPromise per call
+  "s3cache-effect": { label: "s3cache, Redis + memory blobs, called from Effect", fromEffect: true },
   // the in-process tier in front: each hit decodes a copy of its own (bentocache's memory tier serializes too)
   "s3cache-l1": { label: "s3cache, L1 + Redis", cache: { l1MaxEntries: 10_000 } },
   // the user vouches that values are never changed: the tier hands out the decoded value itself
+  // without ioredis's auto-pipelining (on by default for the store's own standalone client)
+  "s3cache-no-autopipe": {
+    label: "s3cache, Redis, enableAutoPipelining off",
+    redis: { redisOptions: { enableAutoPipelining: false } }
+  },
   "s3cache-l1-shared": {
     label: "s3cache, L1 (l1ShareValues) + Redis",
     cache: { l1MaxEntries: 10_000, l1ShareValues: true }
@@ -159,6 +167,7 @@ const main = Effect.gen(function*() {
         redisUrl: server.url,
         cacheOptions: contender.kind === "s3cache" ? { ...envCacheOptions, ...variant?.cache } : undefined,
         redisOptions: contender.kind === "s3cache" ? { ...envRedisOptions, ...variant?.redis } : undefined,
+        fromEffect: variant?.fromEffect,
         hotKeys: 1000,
         concurrency: 64,
         fillWriters: 16,

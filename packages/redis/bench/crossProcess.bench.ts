@@ -24,7 +24,7 @@ import * as ChildProcess from "node:child_process"
 import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { RedisMetadataStore } from "../src/index.js"
+import { RedisMetadataStore } from "@s3cache/redis"
 import * as RedisServer from "../test/utils/RedisServer.js"
 
 /** A clock both processes share (ms): the same machine, `timeOrigin` + `now`. */

@@ -17,7 +17,7 @@ import * as LogLevel from "effect/LogLevel"
 import { Redis } from "ioredis"
 import * as crypto from "node:crypto"
 import { performance } from "node:perf_hooks"
-import { RedisMetadataStore } from "../src/index.js"
+import { RedisMetadataStore } from "@s3cache/redis"
 import * as RedisServer from "../test/utils/RedisServer.js"
 
 const n = 5000
