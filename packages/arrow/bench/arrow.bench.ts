@@ -19,6 +19,7 @@
  * kernel's exact high-water mark (`VmHWM`, reset through `/proc/self/clear_refs`); both are reported above a baseline
  * taken after building the data and a full GC.
  */
+import { ArrowCodec } from "@s3cache/arrow"
 import * as Serializer from "@s3cache/core/Serializer"
 import { type Table, tableFromIPC, tableToIPC } from "apache-arrow"
 import * as Effect from "effect/Effect"
@@ -29,7 +30,6 @@ import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
-import { ArrowCodec } from "@s3cache/arrow"
 import { mixedTable, regions } from "../test/utils/mixedTable.js"
 
 const rows = 1_000_000

@@ -13,6 +13,7 @@
  */
 import * as BlobStore from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
+import { RedisMetadataStore } from "@s3cache/redis"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -24,7 +25,6 @@ import * as ChildProcess from "node:child_process"
 import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { RedisMetadataStore } from "@s3cache/redis"
 import * as RedisServer from "../test/utils/RedisServer.js"
 
 /** A clock both processes share (ms): the same machine, `timeOrigin` + `now`. */

@@ -11,13 +11,13 @@
 import * as BlobStore from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
 import * as MetadataStore from "@s3cache/core/MetadataStore"
+import { RedisMetadataStore } from "@s3cache/redis"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { Redis } from "ioredis"
 import * as crypto from "node:crypto"
 import { performance } from "node:perf_hooks"
-import { RedisMetadataStore } from "@s3cache/redis"
 import * as RedisServer from "../test/utils/RedisServer.js"
 
 const n = 5000
