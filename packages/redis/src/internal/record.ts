@@ -95,9 +95,10 @@ export const decode = (namespace: string, value: Uint8Array): Read => {
     ttlMs: l,
     codecVersion: v,
     keyPreview: k,
-    // A view, not a copy: the cache never keeps an inline payload nor hands it out (it copies what it keeps, and a
-    // value decoded from it is a copy). The view holds the reply's buffer only while the call reads it.
-    ...(i === 1 ? { payload: value.subarray(end + 1) } : {})
+    // A view, not a copy: the cache never keeps an inline payload nor hands it out (it copies what it keeps, and
+    // decodes values from a copy), so the view holds the reply's buffer only while the call reads it. A plain
+    // Uint8Array, as the contract says, not the reply's Buffer.
+    ...(i === 1 ? { payload: new Uint8Array(value.buffer, value.byteOffset + end + 1, rest) } : {})
   }
   return { _tag: "Record", record }
 }
