@@ -176,8 +176,10 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
 
   /**
    * Optional: a hit in one promise step, for a store whose common hit is a plain read (Redis: a `GET` while the
-   * entry's LRU score is fresh). The cache tries it before `lookup` on every call, outside the Effect runtime, and
-   * calls `lookup` whenever it gives no record.
+   * entry's LRU score is fresh). The cache calls it outside the Effect runtime before `lookup`, for a store that
+   * honours deadlines (`honoursDeadline`; the promise is not watched), on the live clock, without inner spans, when
+   * the in-process tier has no answer and no computation of the key is in flight; then `lookup` whenever it gives no
+   * record. A wrapper of a store that changes `lookup` must wrap or drop `tryHit` too, or hits skip its `lookup`.
    *
    * Returns `undefined` at once when the store would rather be asked through `lookup` (a hit would have to write
    * something, as an LRU score that is due). Otherwise a promise of the live record of `hash`, with everything

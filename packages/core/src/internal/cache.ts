@@ -178,9 +178,10 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   ) =>
     // nanoseconds: a hit takes a fraction of a millisecond, which whole milliseconds would record as 0
     Effect.withFiberRuntime<singleFlight.Phase<Outcome, E, R>, never, R>((fiber) => {
-      const startedAt = nanosOf(fiber)
+      // from the read before the lookup, if there was one: its record is what this lookup judges
+      const startedAt = prior?.read.startedAt ?? nanosOf(fiber)
       // what the tier dropped after this point (an invalidation) must not come back from this read
-      const generation = tier?.generation() ?? 0
+      const generation = prior?.read.generation ?? tier?.generation() ?? 0
       const innerSpans = Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)
       return Effect.map(decide(plan, innerSpans, Number(startedAt / 1_000_000n), prior), (decision) => {
         // the clock and the instruments in this one step, which runs on every call (the first phase runs in the

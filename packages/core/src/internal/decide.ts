@@ -63,8 +63,19 @@ export interface Dependencies {
  * @internal
  */
 export type Prior =
-  | { readonly _tag: "Found"; readonly record: EntryRecord }
-  | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
+  | { readonly _tag: "Found"; readonly record: EntryRecord; readonly read: ReadStart }
+  | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown>; readonly read: ReadStart }
+
+/**
+ * When a read before the lookup began: the clock's time (ns), and the in-process tier's generation then (what the tier
+ * dropped after it, an invalidation, must not come back from what the read found).
+ *
+ * @internal
+ */
+export interface ReadStart {
+  readonly startedAt: bigint
+  readonly generation: number
+}
 
 /** @internal */
 export interface Decisions {

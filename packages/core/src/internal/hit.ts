@@ -65,7 +65,10 @@ const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 /** @internal */
 export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, tier }: Dependencies): Hits => {
   const restoreNow = nowOf(serializer)?.restore
-  const tryHit = metadata.tryHit
+  // Only from a store that honours deadlines: the promise is not watched, so it must settle by its deadline; and a
+  // store that does not is often a wrapper of another (a test's, an instrumented one), whose `tryHit` would skip the
+  // `lookup` it wraps.
+  const tryHit = metadata.honoursDeadline === true ? metadata.tryHit : undefined
   const metadataTimeoutMs = Duration.toMillis(config.metadataTimeout)
 
   const keep: Hits["keep"] = (plan, hit, startedAt, generation) => {
@@ -136,43 +139,52 @@ export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, 
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     // a promise keeps its deadline by the wall clock: under another clock (TestClock), the full path's deadline
     if (clock !== liveClock) return orElse(undefined)
+    // inner spans: the full path, whose store calls and serializer steps make them
+    if (Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)) return orElse(undefined)
     const startedAt = clock.unsafeCurrentTimeNanos()
     const startedAtMs = Number(startedAt / 1_000_000n)
-    // what the tier dropped after this point (an invalidation) must not come back from this read
-    const generation = tier?.generation() ?? 0
-    const innerSpans = Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)
+    // what the tier dropped after this point (an invalidation) must not come back from this read, here or in the
+    // full path that judges what it found
+    const read: decisions.ReadStart = { startedAt, generation: tier?.generation() ?? 0 }
     let pending: Promise<EntryRecord | undefined> | undefined
     try {
       pending = tryHit(plan.namespace, plan.hash, { now: startedAtMs, deadline: Date.now() + metadataTimeoutMs })
     } catch (defect) {
-      return orElse({ _tag: "Failed", cause: Cause.die(defect) })
+      return orElse({ _tag: "Failed", cause: Cause.die(defect), read })
     }
     if (pending === undefined) return orElse(undefined)
-    const read = pending
+    const answer = pending
     return Effect.async<A, E, R>((resume) => {
       let left = false
       const settle = (record: EntryRecord | undefined): Effect.Effect<A, E, R> => {
         if (record === undefined) return orElse(undefined)
-        const hit = hitNow(plan, record, innerSpans)
-        if (hit === undefined || hit instanceof SerializationError) return orElse({ _tag: "Found", record })
-        keep(plan, hit, startedAtMs, generation)
+        const hit = hitNow(plan, record, false)
+        if (hit === undefined || hit instanceof SerializationError) return orElse({ _tag: "Found", record, read })
+        keep(plan, hit, startedAtMs, read.generation)
         return done(fiber, traced, hit.value, startedAt)
       }
-      read.then(
-        (record) => {
-          if (left) return
-          let next: Effect.Effect<A, E, R>
-          try {
-            next = settle(record)
-          } catch (defect) {
-            next = orElse({ _tag: "Failed", cause: Cause.die(defect) })
-          }
-          resume(next)
-        },
-        (error: unknown) => {
-          // the lookup's failure: reported as such, without asking the store a second time
-          if (!left) resume(orElse({ _tag: "Failed", cause: Cause.fail(error) }))
+      // whatever happens here, the caller is resumed exactly once (a throw would leave it waiting for ever)
+      const next = (next: () => Effect.Effect<A, E, R>) => {
+        if (left) return
+        let effect: Effect.Effect<A, E, R>
+        try {
+          effect = next()
+        } catch (defect) {
+          effect = Effect.die(defect)
         }
+        resume(effect)
+      }
+      answer.then(
+        (record) =>
+          next(() => {
+            try {
+              return settle(record)
+            } catch (defect) {
+              return orElse({ _tag: "Failed", cause: Cause.die(defect), read })
+            }
+          }),
+        // the lookup's failure: reported as such, without asking the store a second time
+        (error: unknown) => next(() => orElse({ _tag: "Failed", cause: Cause.fail(error), read }))
       )
       // the caller left: the read settles in the background, and nothing comes of it (a read takes no lock)
       return Effect.sync(() => {
