@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as BlobStore from "../src/BlobStore.js"
 import * as CacheBus from "../src/CacheBus.js"
@@ -61,7 +62,7 @@ describe("the in-process tier", () => {
       assert.strictEqual(stats.hits, 2)
     }))
 
-  it.scoped("a codec that decodes into views of its bytes (as Arrow's does): each hit still gets bytes of its own", () =>
+  it.scoped("values that are views of the bytes they are decoded from (a codec's, as Arrow's; v8's typed arrays): each hit gets bytes of its own", () =>
     Effect.gen(function*() {
       // its values are views of the bytes it is given, as apache-arrow's columns are
       const views: Serializer.Codec = {
@@ -70,20 +71,79 @@ describe("the in-process tier", () => {
         decode: (bytes) => Effect.succeed(bytes)
       }
       const serializer = Serializer.make({ codecs: [views] })
-      for (const cache of [{ ...l1 }, { inlineThreshold: 1024 }]) {
-        const { cache: c } = yield* makeHarness({ cache }).pipe(
-          Effect.provideService(Serializer.Serializer, serializer)
-        )
-        const query = counted(new Uint8Array([1, 2, 3]))
-        const call = c.cached(query.effect, { key: "views", format: "views" })
-        yield* call
-        yield* c.flush
-        // answered by the tier (first case), or by an inline payload of the memory store's own record (second)
-        const hit = yield* call
-        hit[0] = 99
-        assert.deepStrictEqual(Array.from(yield* call), [1, 2, 3], JSON.stringify(cache))
-        assert.strictEqual(query.runs, 1)
+      const cases = [
+        { format: "views", make: () => new Uint8Array([1, 2, 3]), bytesOf: (value: unknown) => value as Uint8Array },
+        // v8 gives back a typed array as a view of the bytes it reads
+        {
+          format: "v8",
+          make: () => ({ buf: new Uint8Array([1, 2, 3]) }),
+          bytesOf: (value: unknown) => (value as { readonly buf: Uint8Array }).buf
+        }
+      ]
+      for (const { bytesOf, format, make } of cases) {
+        // answered by the tier, or by an inline payload that is the memory store's own record
+        for (const cache of [{ ...l1 }, { inlineThreshold: 1024 }]) {
+          const { cache: c } = yield* makeHarness({ cache }).pipe(
+            Effect.provideService(Serializer.Serializer, serializer)
+          )
+          const query = counted(make())
+          const call = c.cached(query.effect, { key: "views", format })
+          yield* call
+          yield* c.flush
+          bytesOf(yield* call)[0] = 99
+          assert.deepStrictEqual(Array.from(bytesOf(yield* call)), [1, 2, 3], `${format}, ${JSON.stringify(cache)}`)
+          assert.strictEqual(query.runs, 1)
+        }
       }
+    }))
+
+  it.scopedLive("a record found by the store's one-step read is judged by the tier's generation from before the read: an invalidation meanwhile wins", () =>
+    Effect.gen(function*() {
+      const stores = { metadata: yield* MetadataStore.makeMemory, blobs: yield* BlobStore.makeMemory }
+      const bus = yield* CacheBus.makeLocal
+      // objects outlive their records (as for a reader that holds an old record): the old value still reads back
+      const blobs = () => ({ honoursDeadline: true, delete: () => Effect.succeed({ deleted: 0, failed: [] }) })
+      // a.tryHit, when armed: the record as it is now, handed back once `release` is called
+      let armed = false
+      let release: (() => void) | undefined
+      const found = Effect.runSync(Deferred.make<void>())
+      const a = yield* makeHarness({
+        cache: { ...l1, inlineThreshold: 0 },
+        stores,
+        bus,
+        blobs,
+        metadata: (store) => ({
+          honoursDeadline: true,
+          tryHit: (namespace, hash) => {
+            if (!armed) return undefined
+            armed = false
+            return Effect.runPromise(store.getMany(namespace, [hash])).then(([record]) =>
+              new Promise<MetadataStore.EntryRecord | undefined>((resolve) => {
+                release = () => resolve(Option.getOrUndefined(record!))
+                Effect.runSync(Deferred.succeed(found, undefined))
+              })
+            )
+          }
+        })
+      })
+      const b = yield* makeHarness({ cache: { ...l1, inlineThreshold: 0 }, stores, bus, blobs })
+      let version = 1
+      const query = Effect.sync(() => ({ version }))
+      // written by b: a's tier has nothing, so a's call reads the store; the payload is an object, which the
+      // one-step read leaves to the full path
+      yield* b.cache.cached(query, { key: "k" })
+      yield* b.cache.flush
+      armed = true
+      const reading = yield* Effect.fork(a.cache.cached(query, { key: "k" }))
+      yield* Deferred.await(found)
+      // the record is read; b invalidates (a hears it on the bus) before a's full path judges that record
+      version = 2
+      assert.isTrue(yield* b.cache.invalidateKey("k"))
+      release!()
+      // a call that began before the invalidation returned may get the old value...
+      assert.deepStrictEqual(yield* Fiber.join(reading), { version: 1 })
+      // ...but a's tier must not keep it for the calls after
+      assert.deepStrictEqual(yield* a.cache.cached(query, { key: "k" }), { version: 2 })
     }))
 
   it.scoped("a commit that another instance's event overtakes is not kept in this instance's tier", () =>

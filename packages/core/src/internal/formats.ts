@@ -319,10 +319,14 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
   const parseJsonAsJson = (raw: Uint8Array): unknown => parseJson(raw, "json")
   const copied = (raw: Uint8Array): unknown => new Uint8Array(raw)
 
+  // v8 gives back typed arrays and Buffers as views of the bytes it reads: bytes that are not the value's to keep are
+  // copied first (the copy also lets go of whatever larger buffer they are a view of)
+  const deserializeV8Copy = (raw: Uint8Array): unknown => deserializeV8(new Uint8Array(raw))
+
   const syncDecoderFor: Formats["syncDecoderFor"] = (format, copyBytes) => {
     switch (format) {
       case "v8":
-        return deserializeV8
+        return copyBytes ? deserializeV8Copy : deserializeV8
       case "json":
         return parseJsonAsJson
       case "bytes":
@@ -340,6 +344,7 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
     })
 
   const v8Decoder = inEffect(deserializeV8)
+  const v8CopyDecoder = inEffect(deserializeV8Copy)
   const jsonDecoder = inEffect(parseJsonAsJson)
   const bytesDecoder = inEffect(copied)
   const plainBytesDecoder = inEffect(asPlain)
@@ -369,7 +374,7 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
     if (schema !== undefined && format !== "schema-json") return readerHasSchema(format)
     switch (format) {
       case "v8":
-        return v8Decoder
+        return copyBytes ? v8CopyDecoder : v8Decoder
       case "json":
         return jsonDecoder
       case "bytes":
