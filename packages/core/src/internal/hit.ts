@@ -164,11 +164,11 @@ export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, 
         return done(fiber, traced, hit.value, startedAt)
       }
       // whatever happens here, the caller is resumed exactly once (a throw would leave it waiting for ever)
-      const next = (next: () => Effect.Effect<A, E, R>) => {
+      const next = (step: () => Effect.Effect<A, E, R>) => {
         if (left) return
         let effect: Effect.Effect<A, E, R>
         try {
-          effect = next()
+          effect = step()
         } catch (defect) {
           effect = Effect.die(defect)
         }
