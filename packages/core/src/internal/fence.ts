@@ -175,7 +175,12 @@ const withStoreDeadline = <A, E>(
     })
   )
 
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+/**
+ * The live clock: under it, deadlines are wall-clock timers; under another (TestClock), they are that clock's.
+ *
+ * @internal
+ */
+export const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 
 /**
  * The exit of `fiber`, or `onTimeout()` once `ms` have passed (then the fiber is interrupted without waiting for

@@ -343,11 +343,10 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
       return value instanceof Failed ? Effect.fail(value.error) : Effect.succeed(value)
     })
 
-  const v8Decoder = inEffect(deserializeV8)
-  const v8CopyDecoder = inEffect(deserializeV8Copy)
-  const jsonDecoder = inEffect(parseJsonAsJson)
-  const bytesDecoder = inEffect(copied)
-  const plainBytesDecoder = inEffect(asPlain)
+  // the Effect decoders of the core formats, made once
+  const inEffectOf = new Map<SyncDecoder, Decoder>(
+    [deserializeV8, deserializeV8Copy, parseJsonAsJson, copied, asPlain].map((decode) => [decode, inEffect(decode)])
+  )
 
   const readerHasSchema = (format: string): SerializationError =>
     new SerializationError({
@@ -372,29 +371,25 @@ export const make = (extraCodecs: ReadonlyArray<Codec>): Formats => {
     copyBytes: boolean
   ): Decoder | SerializationError => {
     if (schema !== undefined && format !== "schema-json") return readerHasSchema(format)
+    const sync = syncDecoderFor(format, copyBytes)
+    if (sync !== undefined) return inEffectOf.get(sync)!
     switch (format) {
-      case "v8":
-        return copyBytes ? v8CopyDecoder : v8Decoder
-      case "json":
-        return jsonDecoder
-      case "bytes":
-        return copyBytes ? bytesDecoder : plainBytesDecoder
       case "schema-json": {
         if (schema === undefined) return readerLacksSchema(format)
         const decodeUnknown = Schema.decodeUnknown(schema)
         return (raw) =>
-          inEffect((raw) => parseJson(raw, format))(raw).pipe(
-            Effect.flatMap((json) =>
-              Effect.mapError(decodeUnknown(json), (error) =>
-                new SerializationError({
-                  reason: "Decode",
-                  format,
-                  description:
-                    `the stored value no longer matches the schema: ${error.message}; the entry will be treated as a miss and written again (to drop all entries of an old schema at once, change the cache's \`keyVersion\`)`,
-                  cause: error
-                }))
-            )
-          )
+          Effect.suspend(() => {
+            const json = parseJson(raw, format)
+            if (json instanceof Failed) return Effect.fail(json.error)
+            return Effect.mapError(decodeUnknown(json), (error) =>
+              new SerializationError({
+                reason: "Decode",
+                format,
+                description:
+                  `the stored value no longer matches the schema: ${error.message}; the entry will be treated as a miss and written again (to drop all entries of an old schema at once, change the cache's \`keyVersion\`)`,
+                cause: error
+              }))
+          })
       }
       default: {
         const codec = byName.get(format)

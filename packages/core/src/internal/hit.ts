@@ -26,7 +26,8 @@ import * as CacheTracing from "../CacheTracing.js"
 import type { EntryRecord, MetadataStore } from "../MetadataStore.js"
 import type { Serializer } from "../Serializer.js"
 import type * as decisions from "./decide.js"
-import { DefaultServices, FiberRef } from "./effect3.js"
+import { FiberRef } from "./effect3.js"
+import { liveClock } from "./fence.js"
 import type { Plan } from "./plan.js"
 import { nowOf } from "./serializer.js"
 import type * as Tier from "./tier.js"
@@ -59,8 +60,6 @@ export interface Hits {
   /** keep a hit read from the shared tier in the in-process one (`startedAt`, ms: when the read began) */
   readonly keep: (plan: Plan, hit: decisions.Hit, startedAt: number, generation: number) => void
 }
-
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 
 /** @internal */
 export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, tier }: Dependencies): Hits => {
