@@ -18,7 +18,7 @@ import { compressions } from "./Serializer.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options extends FailSafeOptions {
   /** names this cache in metrics (`cache` attribute) and logs; default `"default"` */
   readonly name?: string | undefined
   /** the namespace of calls that name none; default `"default"` */
@@ -82,6 +82,54 @@ export interface Options {
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /** part of every hash: change it to start from an empty cache without deleting anything; default `"1"` */
   readonly keyVersion?: string | undefined
+  /**
+   * A store (metadata or blob, each its own) that fails this many calls in a row (timeouts, unreachable) is skipped
+   * for `circuitBreakerCooldown`: calls go on without it at once instead of paying its deadline. 0 turns the
+   * breakers off. Default 5.
+   */
+  readonly circuitBreakerFailures?: number | undefined
+  /** how long an open breaker skips its store before one call probes it again; default 10 s */
+  readonly circuitBreakerCooldown?: Duration.DurationInput | undefined
+}
+
+/**
+ * What a call does when its entry is old or its effect fails or is slow. Each is a layer option (the default of every
+ * call) and an option of one call. See the README's "When the source or the stores fail".
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface FailSafeOptions {
+  /**
+   * How long an entry is kept after its `ttl`, stale: a call that finds it returns it at once and refreshes it
+   * (`refresh`), and it stands in for the effect's value when the effect fails (`failSafe`) or is slow
+   * (`softTimeout`). Default 0: nothing past its TTL is ever served.
+   */
+  readonly grace?: Duration.DurationInput | undefined
+  /**
+   * With a stale entry: `"background"` returns it at once and runs the effect in the background (one refresh per key
+   * across processes), the new value replacing it when the effect succeeds; `"foreground"` runs the effect now and
+   * returns its value, or the stale one if it fails (`failSafe`) or is slow (`softTimeout`). Default `"background"`.
+   */
+  readonly refresh?: "background" | "foreground" | undefined
+  /**
+   * Which failures of the effect (its typed error, or a defect) let a stale entry stand in for its value: a predicate
+   * of the error, `true` for all, `false` for none. Default true.
+   */
+  readonly failSafe?: boolean | ((error: unknown) => boolean) | undefined
+  /** after the effect failed, how long calls get the stale entry without running it again; default 5 s */
+  readonly graceBackoff?: Duration.DurationInput | undefined
+  /**
+   * With a stale entry and `refresh: "foreground"`: how long to wait for the effect before returning the stale entry;
+   * the effect finishes in the background and its value is stored. Default 0 (off). A hard limit on the effect is the
+   * caller's `Effect.timeout`.
+   */
+  readonly softTimeout?: Duration.DurationInput | undefined
+  /**
+   * A fraction of the TTL (between 0 and 1): a hit on an entry older than that refreshes it in the background, so a
+   * key read often never goes cold. Default 0 (off).
+   */
+  readonly refreshAhead?: number | undefined
 }
 
 /**
@@ -113,6 +161,14 @@ export interface Resolved {
   readonly maxPendingWrites: number
   readonly shutdownTimeout: Duration.Duration
   readonly keyVersion: string
+  readonly circuitBreakerFailures: number
+  readonly circuitBreakerCooldown: Duration.Duration
+  readonly grace: Duration.Duration
+  readonly refresh: "background" | "foreground"
+  readonly failSafe: boolean | ((error: unknown) => boolean)
+  readonly graceBackoff: Duration.Duration
+  readonly softTimeout: Duration.Duration
+  readonly refreshAhead: number
 }
 
 /**
@@ -141,7 +197,15 @@ export const defaults: Resolved = {
   writeConcurrency: 4,
   maxPendingWrites: 1000,
   shutdownTimeout: Duration.seconds(10),
-  keyVersion: CacheKey.defaultVersion
+  keyVersion: CacheKey.defaultVersion,
+  circuitBreakerFailures: 5,
+  circuitBreakerCooldown: Duration.seconds(10),
+  grace: Duration.zero,
+  refresh: "background",
+  failSafe: true,
+  graceBackoff: Duration.seconds(5),
+  softTimeout: Duration.zero,
+  refreshAhead: 0
 }
 
 const invalid = (method: string, description: string) =>
@@ -286,7 +350,57 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
       writeConcurrency: yield* integer("writeConcurrency"),
       maxPendingWrites: yield* integer("maxPendingWrites"),
       shutdownTimeout: yield* duration("shutdownTimeout"),
-      keyVersion
+      keyVersion,
+      circuitBreakerFailures: yield* nonNegativeInteger(
+        options.circuitBreakerFailures ?? defaults.circuitBreakerFailures,
+        "circuitBreakerFailures",
+        method
+      ),
+      circuitBreakerCooldown: yield* duration("circuitBreakerCooldown"),
+      ...(yield* resolveFailSafe(options, defaults, method))
+    }
+  })
+
+/**
+ * The fail-safe options of a layer or of one call, over `base` (the defaults, or the layer's): each given one checked.
+ *
+ * @since 0.3.0
+ * @category validation
+ */
+export const resolveFailSafe = (
+  options: FailSafeOptions,
+  base: Pick<Resolved, keyof FailSafeOptions>,
+  method: string
+): Either.Either<Pick<Resolved, keyof FailSafeOptions>, CacheInputError> =>
+  Either.gen(function*() {
+    const { failSafe, refresh, refreshAhead } = options
+    if (refresh !== undefined && refresh !== "background" && refresh !== "foreground") {
+      return yield* Either.left(
+        invalid(method, `refresh must be "background" or "foreground" (got ${JSON.stringify(refresh)})`)
+      )
+    }
+    if (failSafe !== undefined && typeof failSafe !== "boolean" && typeof failSafe !== "function") {
+      return yield* Either.left(
+        invalid(method, "failSafe must be true, false or a predicate of the effect's error")
+      )
+    }
+    if (refreshAhead !== undefined && !(typeof refreshAhead === "number" && refreshAhead >= 0 && refreshAhead < 1)) {
+      return yield* Either.left(invalid(
+        method,
+        `refreshAhead must be a fraction of the TTL, at least 0 and below 1 (got ${String(refreshAhead)}); 0 is off`
+      ))
+    }
+    const optional = (option: "grace" | "graceBackoff" | "softTimeout") => {
+      const input = options[option]
+      return input === undefined ? Either.right(base[option]) : nonNegativeDuration(input, option, method)
+    }
+    return {
+      grace: yield* optional("grace"),
+      refresh: refresh ?? base.refresh,
+      failSafe: failSafe ?? base.failSafe,
+      graceBackoff: yield* optional("graceBackoff"),
+      softTimeout: yield* optional("softTimeout"),
+      refreshAhead: refreshAhead ?? base.refreshAhead
     }
   })
 
@@ -297,6 +411,7 @@ type DurationOption =
   | "metadataTimeout"
   | "blobTimeout"
   | "shutdownTimeout"
+  | "circuitBreakerCooldown"
 type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites" | "blobMinThroughput" | "l1MaxBytes"
 
 /**
@@ -333,7 +448,9 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
  * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_INLINE_THRESHOLD`, `S3CACHE_L1_MAX_ENTRIES`, `S3CACHE_L1_MAX_BYTES`,
  * `S3CACHE_L1_TTL`, `S3CACHE_L1_DISCONNECTED_TTL`, `S3CACHE_L1_SHARE_VALUES`, `S3CACHE_METADATA_TIMEOUT`,
  * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
- * `S3CACHE_KEY_VERSION`. Unset variables take the defaults.
+ * `S3CACHE_KEY_VERSION`, `S3CACHE_CIRCUIT_BREAKER_FAILURES`, `S3CACHE_CIRCUIT_BREAKER_COOLDOWN`, `S3CACHE_GRACE`,
+ * `S3CACHE_REFRESH`, `S3CACHE_FAIL_SAFE`, `S3CACHE_GRACE_BACKOFF`, `S3CACHE_SOFT_TIMEOUT`, `S3CACHE_REFRESH_AHEAD`.
+ * Unset variables take the defaults.
  *
  * @since 0.1.0
  * @category config
@@ -361,7 +478,15 @@ export const config: Config.Config<Options> = Config.nested(
     writeConcurrency: Config.option(Config.integer("WRITE_CONCURRENCY")),
     maxPendingWrites: Config.option(Config.integer("MAX_PENDING_WRITES")),
     shutdownTimeout: Config.option(duration("SHUTDOWN_TIMEOUT")),
-    keyVersion: Config.option(Config.string("KEY_VERSION"))
+    keyVersion: Config.option(Config.string("KEY_VERSION")),
+    circuitBreakerFailures: Config.option(Config.integer("CIRCUIT_BREAKER_FAILURES")),
+    circuitBreakerCooldown: Config.option(duration("CIRCUIT_BREAKER_COOLDOWN")),
+    grace: Config.option(duration("GRACE")),
+    refresh: Config.option(Config.literal("background", "foreground")("REFRESH")),
+    failSafe: Config.option(Config.boolean("FAIL_SAFE")),
+    graceBackoff: Config.option(duration("GRACE_BACKOFF")),
+    softTimeout: Config.option(duration("SOFT_TIMEOUT")),
+    refreshAhead: Config.option(Config.number("REFRESH_AHEAD"))
   }).pipe(Config.map((options) => {
     const out: Record<string, unknown> = {}
     for (const [key, value] of Object.entries(options as Record<string, Option.Option<unknown>>)) {

@@ -136,6 +136,47 @@ export const bytesRead = Metric.counter("s3cache_bytes_read_total", { descriptio
  */
 export const pendingWrites = Metric.gauge("s3cache_pending_writes", { description: "background writes not done" })
 
+/**
+ * Calls answered with a stale entry (past its TTL, within its `grace`): at once while it refreshes, or in place of an
+ * effect that failed (`failSafe`) or was slow (`softTimeout`). Also counted in `hits`.
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const staleServed = Metric.counter("s3cache_stale_served_total", {
+  description: "calls answered with a stale entry"
+})
+
+/**
+ * Runs of the effect that refresh an entry that is stale or past `refreshAhead`, in the background or in the
+ * foreground.
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const refreshes = Metric.counter("s3cache_refreshes_total", { description: "refreshes of stale entries" })
+
+/**
+ * Refreshes whose effect failed (the entry is kept, and the key is not refreshed again for `graceBackoff`).
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const refreshFailures = Metric.counter("s3cache_refresh_failures_total", {
+  description: "refreshes whose effect failed"
+})
+
+/**
+ * Each store's circuit breaker, tagged `store: metadata | blob`: 0 closed (calls go to the store), 1 half-open (one
+ * call probes it), 2 open (calls skip it).
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const breakerState = Metric.gauge("s3cache_breaker_state", {
+  description: "circuit breaker per store: 0 closed, 1 half-open, 2 open"
+})
+
 const latencyBoundaries = MetricBoundaries.exponential({ start: 0.5, factor: 2, count: 20 })
 
 /**
@@ -178,6 +219,11 @@ export interface Instruments {
   readonly pendingWrites: typeof pendingWrites
   readonly hitLatency: typeof hitLatency
   readonly missLatency: typeof missLatency
+  readonly staleServed: typeof staleServed
+  readonly refreshes: typeof refreshes
+  readonly refreshFailures: typeof refreshFailures
+  readonly metadataBreaker: typeof breakerState
+  readonly blobBreaker: typeof breakerState
 }
 
 /**
@@ -203,7 +249,12 @@ export const instruments = (cacheName: string): Instruments => {
     bytesRead: tag(bytesRead),
     pendingWrites: tag(pendingWrites),
     hitLatency: tag(hitLatency),
-    missLatency: tag(missLatency)
+    missLatency: tag(missLatency),
+    staleServed: tag(staleServed),
+    refreshes: tag(refreshes),
+    refreshFailures: tag(refreshFailures),
+    metadataBreaker: Metric.tagged(tag(breakerState), "store", "metadata"),
+    blobBreaker: Metric.tagged(tag(breakerState), "store", "blob")
   }
 }
 
@@ -234,7 +285,25 @@ export interface Stats {
   readonly bytesWritten: number
   readonly bytesRead: number
   readonly pendingWrites: number
+  /** calls answered with a stale entry (also in `hits`) */
+  readonly staleServed: number
+  readonly refreshes: number
+  readonly refreshFailures: number
+  /** the metadata store's circuit breaker */
+  readonly metadataBreaker: BreakerState
+  /** the blob store's circuit breaker */
+  readonly blobBreaker: BreakerState
 }
+
+/**
+ * A circuit breaker's state: `closed` (calls go to the store), `half-open` (one call probes it), `open` (calls skip it).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type BreakerState = "closed" | "half-open" | "open"
+
+const breakerStates: ReadonlyArray<BreakerState> = ["closed", "half-open", "open"]
 
 /**
  * @since 0.1.0
@@ -258,7 +327,12 @@ export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
     bytesRead: Metric.value(metrics.bytesRead),
     pendingWrites: Metric.value(metrics.pendingWrites),
     hitLatency: Metric.value(metrics.hitLatency),
-    missLatency: Metric.value(metrics.missLatency)
+    missLatency: Metric.value(metrics.missLatency),
+    staleServed: Metric.value(metrics.staleServed),
+    refreshes: Metric.value(metrics.refreshes),
+    refreshFailures: Metric.value(metrics.refreshFailures),
+    metadataBreaker: Metric.value(metrics.metadataBreaker),
+    blobBreaker: Metric.value(metrics.blobBreaker)
   }).pipe(Effect.map((s) => {
     const hitCount = s.hits.count
     const missCount = s.misses.count
@@ -281,6 +355,11 @@ export const stats = (metrics: Instruments): Effect.Effect<Stats> =>
       evictions: s.evictions.count,
       bytesWritten: s.bytesWritten.count,
       bytesRead: s.bytesRead.count,
-      pendingWrites: s.pendingWrites.value
+      pendingWrites: s.pendingWrites.value,
+      staleServed: s.staleServed.count,
+      refreshes: s.refreshes.count,
+      refreshFailures: s.refreshFailures.count,
+      metadataBreaker: breakerStates[s.metadataBreaker.value] ?? "closed",
+      blobBreaker: breakerStates[s.blobBreaker.value] ?? "closed"
     }
   }))

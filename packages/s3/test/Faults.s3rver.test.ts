@@ -29,13 +29,13 @@ const counted = <A>(value: A) => {
 
 describe("S3BlobStore with s3rver failing", () => {
   it.scopedLive(
-    "SIGKILLed: calls return the right value within the deadline; after a restart the cache hits again",
+    "SIGKILLed: calls return the right value within the deadline; once restarted, the breaker's probe finds it",
     () =>
       Effect.gen(function*() {
         const server = yield* s3rver
         yield* createBucket(server, bucket)
         const store = yield* S3BlobStore.make({ ...storeOptions(server, bucket), timeout: timeoutMs })
-        const cache = yield* cacheOn(store)
+        const cache = yield* cacheOn(store, undefined, 0, { circuitBreakerCooldown: "1 second" })
         const query = counted({ report: "q3", total: 1234 })
         yield* cache.cached(query.effect, { key: "report" })
         yield* cache.flush
@@ -48,11 +48,16 @@ describe("S3BlobStore with s3rver failing", () => {
         }
         assert.strictEqual(query.runs(), 21, "the effect ran for each call while S3 was down")
 
+        assert.strictEqual((yield* cache.stats).blobBreaker, "open", "refused 20 times: the breaker skips S3")
+
         yield* server.restart
+        // the cool-down ends; the next call is the probe
+        yield* Effect.sleep("1100 millis")
         const runs = query.runs()
         const back = yield* cache.cached(query.effect, { key: "report" })
         assert.deepStrictEqual(back, { report: "q3", total: 1234 })
         assert.strictEqual(query.runs(), runs, "a hit once s3rver is back (same data folder)")
+        assert.strictEqual((yield* cache.stats).blobBreaker, "closed")
       }).pipe(quiet),
     60_000
   )
@@ -86,6 +91,54 @@ describe("S3BlobStore with s3rver failing", () => {
         const stats = yield* cache.stats
         assert.strictEqual(stats.hits, 20)
         yield* server.restart
+      }).pipe(quiet),
+    60_000
+  )
+
+  it.scopedLive(
+    "SIGSTOPped: once the breaker opens, inline hits and the rest take no S3 deadline; SIGCONT and a probe close it",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* s3rver
+        yield* createBucket(server, bucket)
+        const store = yield* S3BlobStore.make({ ...storeOptions(server, bucket), timeout: timeoutMs })
+        const cache = yield* cacheOn(store, undefined, 1024, {
+          circuitBreakerFailures: 2,
+          circuitBreakerCooldown: "2 seconds"
+        })
+        const small = counted({ report: "q3", total: 1234 })
+        const large = counted({ report: "q4", rows: Array.from({ length: 2000 }, (_, i) => `row ${i} ${i * 7919}`) })
+        yield* cache.cached(small.effect, { key: "small" })
+        yield* cache.cached(large.effect, { key: "large" })
+        yield* cache.flush
+
+        const pid = server.pid()
+        assert.isDefined(pid)
+        process.kill(pid!, "SIGSTOP")
+        yield* Effect.addFinalizer(() => Effect.sync(() => process.kill(pid!, "SIGCONT")))
+        // two calls wait for the S3 deadline, and open the breaker
+        for (let i = 0; i < 2; i++) {
+          yield* withinDeadline(cache.cached(large.effect, { key: "large" }), timeoutMs, `large ${i}, stalled`)
+        }
+        assert.strictEqual((yield* cache.stats).blobBreaker, "open")
+        const started = Date.now()
+        for (let i = 0; i < 10; i++) {
+          const value = yield* cache.cached(large.effect, { key: "large" })
+          assert.strictEqual(value.rows.length, 2000)
+          assert.deepStrictEqual(yield* cache.cached(small.effect, { key: "small" }), { report: "q3", total: 1234 })
+        }
+        // 20 calls that each paid the deadline would take 10 s; the margin is for a loaded machine
+        const elapsed = Date.now() - started
+        assert.isBelow(elapsed, timeoutMs, `20 calls with the breaker open took ${elapsed} ms`)
+        assert.strictEqual(small.runs(), 1, "the inline entry was served all along")
+        assert.strictEqual(large.runs(), 13, "the large entry's object is out of reach: the effect ran, at once")
+
+        process.kill(pid!, "SIGCONT")
+        yield* Effect.sleep("2100 millis")
+        // the probe: S3 answers again, the breaker closes, the entry is read again
+        yield* cache.cached(large.effect, { key: "large" })
+        assert.strictEqual((yield* cache.stats).blobBreaker, "closed")
+        assert.strictEqual(large.runs(), 13, "a hit through the probe")
       }).pipe(quiet),
     60_000
   )

@@ -135,7 +135,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     metrics,
     tier,
     hitNow,
-    inFlight: (hash) => flights.has(hash)
+    inFlight: (hash) => flights.has(hash),
+    breaker: guard.breakers.metadata
   })
 
   // -- the computation all concurrent callers of one key share -------------------------------------------------------

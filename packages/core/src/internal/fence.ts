@@ -19,6 +19,7 @@ import { BlobStoreError, MetadataStoreError } from "../CacheError.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
 import type { MetadataStore } from "../MetadataStore.js"
 import { StoreDeadline } from "../StoreDeadline.js"
+import * as Breaker from "./breaker.js"
 import { DefaultServices, FiberId, FiberRef } from "./effect3.js"
 
 /** @internal */
@@ -48,6 +49,8 @@ export interface Fence {
     effect: Effect.Effect<A, unknown, R>,
     fallback: () => B
   ) => Effect.Effect<A | B, never, R>
+  /** each store's circuit breaker, which the deadlines consult */
+  readonly breakers: { readonly metadata: Breaker.Breaker; readonly blob: Breaker.Breaker }
 }
 
 /** @internal */
@@ -61,8 +64,48 @@ export const make = (
   // fiber. Any other costs one fiber (the store call) and one timer on the live clock: the caller waits for whichever
   // comes first and leaves the call to finish, interrupted, in the background. Under another clock (TestClock) the
   // timer must be the clock's: the same fiber is joined under Effect's own timeout.
+  const breakers = {
+    metadata: Breaker.make(config, (state) => metrics.metadataBreaker.unsafeUpdate(Breaker.gaugeValue[state], [])),
+    blob: Breaker.make(config, (state) => metrics.blobBreaker.unsafeUpdate(Breaker.gaugeValue[state], []))
+  }
+  const threshold = config.circuitBreakerFailures
+
+  // The store's breaker first: while it is open the call fails at once, without paying the deadline. The outcome of
+  // every call it admits (the deadline's timeout included) is the breaker's to count.
   const withDeadline = <A, E>(
     effect: Effect.Effect<A, E>,
+    breaker: Breaker.Breaker,
+    honours: boolean | undefined,
+    duration: Duration.Duration,
+    option: string,
+    error: (reason: "Timeout" | "Unavailable", description: string) => E,
+    settled: Effect.Effect<void> | undefined
+  ): Effect.Effect<A, E> =>
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const admitted = breaker.admit(now)
+      if (admitted === undefined) {
+        const skip = error(
+          "Unavailable",
+          `not called: the store failed ${threshold} times in a row, and the circuit breaker skips it for ` +
+            `${Math.ceil(breaker.retryInMs(now) / 100) / 10} s more (circuitBreakerFailures, circuitBreakerCooldown)`
+        )
+        skips.add(skip as object)
+        return Effect.fail(skip)
+      }
+      const onTimeout = (description: string) => error("Timeout", description)
+      return Effect.onExit(deadline(effect, clock, honours, duration, option, onTimeout, settled), (exit) => {
+        if (Exit.isSuccess(exit)) breaker.settled(false, clock.unsafeCurrentTimeMillis())
+        else if (!Cause.isInterruptedOnly(exit.cause)) {
+          breaker.settled(Breaker.countsAgainst(exit.cause), clock.unsafeCurrentTimeMillis())
+        } else if (admitted === "probe") breaker.abandoned()
+        return Effect.void
+      })
+    })
+
+  const deadline = <A, E>(
+    effect: Effect.Effect<A, E>,
+    clock: Clock.Clock,
     honours: boolean | undefined,
     duration: Duration.Duration,
     option: string,
@@ -70,27 +113,25 @@ export const make = (
     settled: Effect.Effect<void> | undefined
   ): Effect.Effect<A, E> => {
     const timeout = () => onTimeout(`no answer within ${Duration.format(duration)} (${option})`)
-    return Effect.clockWith((clock) => {
-      const live = clock === liveClock
-      const ms = Duration.toMillis(duration)
-      if (live && honours === true) return withStoreDeadline(effect, Date.now() + ms, settled ?? Effect.void)
-      if (settled !== undefined) effect = Effect.onExit(effect, () => settled)
-      return Effect.flatMap(
-        // A daemon, against the rule that background work forks into a scope the layer owns, and on purpose: a
-        // child fiber would hold its caller's exit until a call that ignores interruption ends, and a fiber of a
-        // layer-owned set would hold the layer's closing the same way (closing a set awaits its fibers; tried, and
-        // the tests of such calls hung at shutdown). It is interrupted at the deadline, and ends with an Exit rather
-        // than a failure, which Effect would log as unhandled.
-        Effect.forkDaemon(Effect.interruptible(Effect.exit(effect))),
-        (fiber) =>
-          live ? awaitWithTimer(fiber, ms, timeout) : Fiber.join(fiber).pipe(
-            Effect.flatten,
-            Effect.timeoutFail({ duration, onTimeout: timeout }),
-            // the call is left to finish, interrupted, in the background
-            Effect.onExit(() => Fiber.interruptFork(fiber))
-          )
-      )
-    })
+    const live = clock === liveClock
+    const ms = Duration.toMillis(duration)
+    if (live && honours === true) return withStoreDeadline(effect, Date.now() + ms, settled ?? Effect.void)
+    if (settled !== undefined) effect = Effect.onExit(effect, () => settled)
+    return Effect.flatMap(
+      // A daemon, against the rule that background work forks into a scope the layer owns, and on purpose: a
+      // child fiber would hold its caller's exit until a call that ignores interruption ends, and a fiber of a
+      // layer-owned set would hold the layer's closing the same way (closing a set awaits its fibers; tried, and
+      // the tests of such calls hung at shutdown). It is interrupted at the deadline, and ends with an Exit rather
+      // than a failure, which Effect would log as unhandled.
+      Effect.forkDaemon(Effect.interruptible(Effect.exit(effect))),
+      (fiber) =>
+        live ? awaitWithTimer(fiber, ms, timeout) : Fiber.join(fiber).pipe(
+          Effect.flatten,
+          Effect.timeoutFail({ duration, onTimeout: timeout }),
+          // the call is left to finish, interrupted, in the background
+          Effect.onExit(() => Fiber.interruptFork(fiber))
+        )
+    )
   }
 
   // When a store is down every call fails the same way: one warning per operation, kind of failure and window says
@@ -125,22 +166,25 @@ export const make = (
     withMetadataDeadline: (method, effect, settled) =>
       withDeadline(
         effect,
+        breakers.metadata,
         stores.metadata.honoursDeadline,
         config.metadataTimeout,
         "metadataTimeout",
-        (description) => new MetadataStoreError({ reason: "Timeout", method, description }),
+        (reason, description) => new MetadataStoreError({ reason, method, description }),
         settled
       ),
     withBlobDeadline: (method, key, effect, bytes = 0) =>
       withDeadline(
         effect,
+        breakers.blob,
         stores.blobs.honoursDeadline,
         Duration.sum(config.blobTimeout, Duration.seconds(bytes / config.blobMinThroughput)),
         bytes === 0 ? "blobTimeout" : "blobTimeout and blobMinThroughput",
-        (description) => new BlobStoreError({ reason: "Timeout", method, key, description }),
+        (reason, description) => new BlobStoreError({ reason, method, key, description }),
         undefined
       ),
     report,
+    breakers,
     fenced: (operation, consequence, effect, fallback) =>
       Effect.catchAllCause(effect, (cause) =>
         Cause.isInterruptedOnly(cause)
@@ -150,6 +194,20 @@ export const make = (
 }
 
 const warningWindowMs = 5000
+
+/** The errors of calls an open breaker skipped: their outcome is known, nothing happened on the store. */
+const skips = new WeakSet<object>()
+
+/**
+ * Did the call fail because an open circuit breaker skipped it (so it surely did nothing on the store)?
+ *
+ * @internal
+ */
+export const isSkipped = (cause: Cause.Cause<unknown>): boolean => {
+  const failure = Cause.failureOption(cause)
+  return Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null &&
+    skips.has(failure.value)
+}
 
 /**
  * `effect` with `deadline` as its `StoreDeadline`, then `settled`. What `Effect.provideService` does, in one region

@@ -25,6 +25,7 @@ import type * as CacheMetrics from "../CacheMetrics.js"
 import * as CacheTracing from "../CacheTracing.js"
 import type { EntryRecord, MetadataStore } from "../MetadataStore.js"
 import type { Serializer } from "../Serializer.js"
+import * as Breaker from "./breaker.js"
 import type * as decisions from "./decide.js"
 import { FiberRef } from "./effect3.js"
 import { liveClock } from "./fence.js"
@@ -42,6 +43,8 @@ export interface Dependencies {
   readonly hitNow: decisions.Decisions["hitNow"]
   /** whether a computation of `hash` is in flight in this process (a call would rather join it) */
   readonly inFlight: (hash: string) => boolean
+  /** the metadata store's circuit breaker: the one-step read runs only while it is closed, and reports to it */
+  readonly breaker: Breaker.Breaker
 }
 
 /** @internal */
@@ -62,7 +65,9 @@ export interface Hits {
 }
 
 /** @internal */
-export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, tier }: Dependencies): Hits => {
+export const make = (
+  { breaker, config, hitNow, inFlight, metadata, metrics, serializer, tier }: Dependencies
+): Hits => {
   const restoreNow = nowOf(serializer)?.restore
   // Only from a store that honours deadlines: the promise is not watched, so it must settle by its deadline; and a
   // store that does not is often a wrapper of another (a test's, an instrumented one), whose `tryHit` would skip the
@@ -134,7 +139,8 @@ export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, 
     traced: boolean,
     orElse: (prior: decisions.Prior | undefined) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, R> => {
-    if (tryHit === undefined || inFlight(plan.hash)) return orElse(undefined)
+    // an open (or probing) breaker: the full path, whose deadline asks the breaker
+    if (tryHit === undefined || inFlight(plan.hash) || !breaker.closed()) return orElse(undefined)
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     // a promise keeps its deadline by the wall clock: under another clock (TestClock), the full path's deadline
     if (clock !== liveClock) return orElse(undefined)
@@ -174,16 +180,22 @@ export const make = ({ config, hitNow, inFlight, metadata, metrics, serializer, 
         resume(effect)
       }
       answer.then(
-        (record) =>
+        (record) => {
+          breaker.settled(false, Date.now())
           next(() => {
             try {
               return settle(record)
             } catch (defect) {
               return orElse({ _tag: "Failed", cause: Cause.die(defect), read })
             }
-          }),
+          })
+        },
         // the lookup's failure: reported as such, without asking the store a second time
-        (error: unknown) => next(() => orElse({ _tag: "Failed", cause: Cause.fail(error), read }))
+        (error: unknown) => {
+          const cause = Cause.fail(error)
+          breaker.settled(Breaker.countsAgainst(cause), Date.now())
+          next(() => orElse({ _tag: "Failed", cause, read }))
+        }
       )
       // the caller left: the read settles in the background, and nothing comes of it (a read takes no lock)
       return Effect.sync(() => {

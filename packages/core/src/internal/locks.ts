@@ -16,7 +16,7 @@ import * as FiberSet from "effect/FiberSet"
 import type * as CacheConfig from "../CacheConfig.js"
 import type { MetadataStoreError } from "../CacheError.js"
 import type { LookupResult, MetadataStore } from "../MetadataStore.js"
-import type { Fence } from "./fence.js"
+import { type Fence, isSkipped } from "./fence.js"
 
 /** @internal */
 export interface LockTarget {
@@ -138,6 +138,11 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
         Effect.onExit((exit) => {
           if (Exit.isSuccess(exit)) {
             if (exit.value._tag !== "Acquired") tokens.delete(token)
+            return Effect.void
+          }
+          // not sent at all (the store's circuit breaker is open): no lock can have been taken
+          if (isSkipped(exit.cause)) {
+            tokens.delete(token)
             return Effect.void
           }
           if (state === "settled") return lateRelease()

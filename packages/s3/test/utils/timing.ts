@@ -4,6 +4,7 @@
 import { assert } from "@effect/vitest"
 import { BlobStore } from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
+import type * as CacheConfig from "@s3cache/core/CacheConfig"
 import * as MetadataStore from "@s3cache/core/MetadataStore"
 import * as Effect from "effect/Effect"
 
@@ -14,11 +15,12 @@ export const cacheOn = (
   blobs: BlobStore["Type"],
   metadata?: MetadataStore.MetadataStore["Type"],
   // payloads to S3 even when small, by default: the fault tests are about the S3 path (inline payloads skip it)
-  inlineThreshold = 0
+  inlineThreshold = 0,
+  options: CacheConfig.Options = {}
 ) =>
   Effect.gen(function*() {
     const store = metadata ?? (yield* MetadataStore.makeMemory)
-    return yield* Cache.make({ name: `faults-${process.pid}-${++caches}`, inlineThreshold }).pipe(
+    return yield* Cache.make({ name: `faults-${process.pid}-${++caches}`, inlineThreshold, ...options }).pipe(
       Effect.provideService(MetadataStore.MetadataStore, store),
       Effect.provideService(BlobStore, blobs)
     )
