@@ -54,7 +54,7 @@ export type KeyShorthand = Exclude<CacheKey.CacheKey, { readonly [field: string]
  * @since 0.1.0
  * @category models
  */
-export interface CachedOptions {
+export interface CachedOptions extends CacheConfig.FailSafeOptions {
   /** a string (whitespace-normalized outside quoted literals) or a structured value (stable encoding); `CacheKey` */
   readonly key: CacheKey.CacheKey
   /** default: the cache's `namespace` option */
@@ -75,7 +75,7 @@ export interface CachedOptions {
  * @since 0.1.0
  * @category models
  */
-export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> {
+export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> extends CacheConfig.FailSafeOptions {
   readonly key: CacheKey.CacheKey
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
@@ -150,8 +150,8 @@ export interface Service {
   readonly stats: Effect.Effect<CacheMetrics.Stats>
   readonly hashKey: (key: CacheKey.CacheKey, namespace?: string) => Effect.Effect<string, CacheInputError>
   /**
-   * wait until the background writes pending now are done (each stored, or failed and reported), with the lock
-   * releases that follow them; writes queued later are not waited for
+   * wait until the background refreshes and writes pending now are done (each stored, or failed and reported), with
+   * the lock releases that follow them; writes queued later are not waited for
    */
   readonly flush: Effect.Effect<void>
   /** computations in flight in this process */
@@ -219,7 +219,7 @@ export const cached: {
  * @since 0.1.0
  * @category models
  */
-export interface WrapOptions {
+export interface WrapOptions extends CacheConfig.FailSafeOptions {
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
   readonly format?: Format | undefined

@@ -55,6 +55,11 @@ export const EntryRecord = Schema.Struct({
   checksum: Schema.String,
   createdAt: Schema.Number,
   ttlMs: Schema.Number,
+  /**
+   * How long the store keeps the record after `ttlMs`, stale: its lifetime in the store is `ttlMs + graceMs` from the
+   * commit. The cache serves a stale record only to calls that accept it (`grace`). Absent: 0.
+   */
+  graceMs: Schema.optional(Schema.Number),
   codecVersion: Schema.Number,
   /** the first characters of the normalized key, for humans */
   keyPreview: Schema.String,
@@ -222,8 +227,8 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
   readonly releaseLock: (namespace: string, hash: string, token: string) => Effect.Effect<void, MetadataStoreError>
 
   /**
-   * Atomically, only while the lock of the record's hash is held under `token`: write the record with its TTL
-   * (`ttlMs`), set its LRU score to now, register the namespace, drop expired and then least-recently-accessed
+   * Atomically, only while the lock of the record's hash is held under `token`: write the record to live `ttlMs` plus
+   * `graceMs` (if any) from now, set its LRU score to now, register the namespace, drop expired and then least-recently-accessed
    * entries beyond `maxEntries`, and release the lock. A store may bound the work of one commit (Redis drops at most
    * 100 expired entries and evicts at most 100 per commit; later commits go on), so an index never blocks it for long.
    */

@@ -14,6 +14,7 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -29,7 +30,7 @@ import { MetadataStoreError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import * as CacheTracing from "../CacheTracing.js"
-import { MetadataStore } from "../MetadataStore.js"
+import { type EntryRecord, MetadataStore } from "../MetadataStore.js"
 import { Serializer, type Snapshot } from "../Serializer.js"
 import * as coherenceModule from "./coherence.js"
 import * as decisions from "./decide.js"
@@ -41,6 +42,7 @@ import * as maintenance from "./maintenance.js"
 import * as persistModule from "./persist.js"
 import * as plans from "./plan.js"
 import type { Plan } from "./plan.js"
+import * as refreshModule from "./refresh.js"
 import * as singleFlight from "./singleFlight.js"
 import * as tracing from "./tracing.js"
 
@@ -49,7 +51,7 @@ interface Outcome {
   readonly value: unknown
   /** the value's bytes, from which joiners restore values of their own */
   readonly snapshot: Snapshot | undefined
-  readonly result: "hit" | "miss" | "bypass"
+  readonly result: "hit" | "stale" | "miss" | "bypass"
 }
 
 /** @internal */
@@ -106,7 +108,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     committed: (plan, snapshot, value, record, since) =>
       coherence.written(plan.namespace, plan.hash, snapshot, config.l1ShareValues ? value : undefined, {
         ttlMs: plan.l1TtlMs,
-        expiresAt: record.createdAt + record.ttlMs,
+        expiresAt: plans.refreshPoint(plan, record.createdAt, record.ttlMs),
         since
       }),
     generation: () => tier?.generation() ?? 0
@@ -114,10 +116,20 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
   yield* Effect.addFinalizer(() => writer.drain)
   const flightScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
   const flights = singleFlight.make(flightScope)
+  // closed before the flights: a refresh whose effect is still running is interrupted, one whose write is queued is
+  // drained with the writes
+  const refreshSet = yield* FiberSet.make<unknown, unknown>()
+  const refresher = refreshModule.make({
+    metrics,
+    fence: guard,
+    locks: lockSet,
+    set: refreshSet,
+    store: (plan, lease, value) => Effect.asVoid(completeMiss(plan, lease, value, () => false))
+  })
   let closing = false
   yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
 
-  const { decide, hitNow } = decisions.make({
+  const { decide, hitNow, readStale } = decisions.make({
     config,
     metadata,
     blobs,
@@ -126,7 +138,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     fence: guard,
     locks: lockSet,
     deleteObjects: writer.deleteObjects,
-    wait: coherence.wait
+    wait: coherence.wait,
+    inBackoff: refresher.inBackoff
   })
   const hits = hitModule.make({
     config,
@@ -184,31 +197,40 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
       // what the tier dropped after this point (an invalidation) must not come back from this read
       const generation = prior?.read.generation ?? tier?.generation() ?? 0
       const innerSpans = Context.get(fiber.getFiberRef(FiberRef.currentContext), CacheTracing.InnerSpans)
-      return Effect.map(decide(plan, innerSpans, Number(startedAt / 1_000_000n), prior), (decision) => {
+      return Effect.flatMap(decide(plan, innerSpans, Number(startedAt / 1_000_000n), prior), (decision) => {
         // the clock and the instruments in this one step, which runs on every call (the first phase runs in the
         // caller's fiber: `fiber` is still the one that runs this)
         const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
         if (decision._tag === "Run") {
           if (decision.token === undefined) metrics.bypassed.unsafeUpdate(1, labels)
-          return { _tag: "Continue", effect: run(plan, decision.token, effect, shared, startedAt) }
+          return Effect.succeed<singleFlight.Phase<Outcome, E, R>>({
+            _tag: "Continue",
+            effect: run(plan, decision.token, effect, shared, startedAt, decision.fallback)
+          })
         }
-        hits.keep(plan, decision, Number(startedAt / 1_000_000n), generation)
+        // a stale value is not kept in the in-process tier: it is served only to calls that accept it
+        if (!decision.stale) hits.keep(plan, decision, Number(startedAt / 1_000_000n), generation)
+        else metrics.staleServed.unsafeUpdate(1, labels)
         metrics.hits.unsafeUpdate(1, labels)
         metrics.hitLatency.unsafeUpdate(Number(nanosOf(fiber) - startedAt) / 1e6, labels)
-        return {
-          _tag: "Done" as const,
-          value: {
-            value: decision.value,
-            // the value may share the snapshot's memory (a byte array, an Arrow table): callers that joined
-            // restore from a copy taken now, before the first caller can change the value; alone, no copy
-            snapshot: shared()
-              ? { format: decision.snapshot.format, bytes: new Uint8Array(decision.snapshot.bytes) }
-              : undefined,
-            result: "hit" as const
-          }
-        }
+        const done = Effect.succeed<singleFlight.Phase<Outcome, E, R>>({
+          _tag: "Done",
+          value: hitOutcome(decision, shared())
+        })
+        return decision.refresh ? Effect.zipRight(refresher.background(plan, effect), done) : done
       })
     })
+
+  /**
+   * What the callers of a hit get: the value, and for callers that joined, a copy of its bytes taken now, before the
+   * first caller can change the value (it may share the snapshot's memory: a byte array, an Arrow table); alone, no
+   * copy.
+   */
+  const hitOutcome = (hit: decisions.Hit, shared: boolean): Outcome => ({
+    value: hit.value,
+    snapshot: shared ? { format: hit.snapshot.format, bytes: new Uint8Array(hit.snapshot.bytes) } : undefined,
+    result: hit.stale ? "stale" : "hit"
+  })
 
   /** The second phase: the user's effect under the stampede lock (`token`, if taken), then the write of its value. */
   const run = <A, E, R>(
@@ -216,7 +238,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     token: string | undefined,
     effect: Effect.Effect<A, E, R>,
     shared: () => boolean,
-    startedAt: bigint
+    startedAt: bigint,
+    fallback: EntryRecord | undefined
   ): Effect.Effect<Outcome, E, R> =>
     // From taking the lease to the queued write nothing may interrupt but the effect: a lease left running would
     // renew its lock until the cache closes. (Interrupted before this point, the lock lapses after one lease, and
@@ -224,19 +247,115 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(
         token === undefined ? Effect.succeed(undefined) : lockSet.hold(plan, token),
-        (lease) =>
-          Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
-            if (Exit.isFailure(exit)) {
-              // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
-              return Effect.zipRight(lease === undefined ? Effect.void : lease.end(false), Effect.failCause(exit.cause))
-            }
-            return Effect.flatMap(Clock.currentTimeNanos, (now) =>
+        (lease) => {
+          const missed = (outcome: Outcome) =>
+            Effect.flatMap(Clock.currentTimeNanos, (now) =>
               Metric.increment(metrics.misses).pipe(
                 Effect.zipRight(Metric.update(metrics.missLatency, Number(now - startedAt) / 1e6)),
-                Effect.zipRight(completeMiss(plan, lease, exit.value, shared))
+                Effect.as(outcome)
               ))
-          })
+          // the effect failed or was interrupted: nothing to store; let waiting processes stop waiting
+          const end = lease === undefined ? Effect.void : lease.end(false)
+          if (fallback === undefined) {
+            return Effect.flatMap(Effect.exit(restore(effect)), (exit) =>
+              Exit.isFailure(exit)
+                ? Effect.zipRight(end, Effect.failCause(exit.cause))
+                : Effect.flatMap(completeMiss(plan, lease, exit.value, shared), missed))
+          }
+          // a foreground refresh, a stale entry standing by for a failure (`failSafe`) or a slow effect (`softTimeout`)
+          const failedOver = (cause: Cause.Cause<E>): Effect.Effect<Outcome, E> =>
+            failSafe(plan, cause)
+              ? Effect.flatMap(
+                standIn(plan, fallback, cause, shared),
+                (outcome) => outcome === undefined ? Effect.failCause(cause) : Effect.succeed(outcome)
+              )
+              : Effect.failCause(cause)
+          const computed: Effect.Effect<Exit.Exit<Outcome, E>, never, R> = Effect.flatMap(
+            Effect.exit(restore(effect)),
+            (exit): Effect.Effect<Exit.Exit<Outcome, E>> =>
+              Exit.isFailure(exit)
+                ? Effect.as(end, Exit.failCause(exit.cause))
+                : Effect.map(completeMiss(plan, lease, exit.value, shared), Exit.succeed)
+          )
+          if (plan.policy.softTimeoutMs === 0) {
+            return Metric.increment(metrics.refreshes).pipe(
+              Effect.zipRight(computed),
+              Effect.flatMap((exit) => Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause))
+            )
+          }
+          // The computation outlives the wait: forked into the layer's set, it stores its value when it is done. A
+          // failure after the wait is the refresh's, counted as such.
+          let late = false
+          const outlived = Effect.tap(computed, (exit) =>
+            late && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+              ? Effect.flatMap(Clock.currentTimeMillis, (now) => refresher.failed(plan, now, exit.cause))
+              : Effect.void)
+          return Metric.increment(metrics.refreshes).pipe(
+            Effect.zipRight(FiberSet.run(refreshSet, Effect.interruptible(outlived))),
+            Effect.flatMap((forked) => {
+              const fiber = forked as Fiber.RuntimeFiber<Exit.Exit<Outcome, E>>
+              const settled = (exit: Exit.Exit<Outcome, E>) =>
+                Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause)
+              return restore(Effect.timeoutOption(Fiber.join(fiber), Duration.millis(plan.policy.softTimeoutMs))).pipe(
+                Effect.flatMap((exit) =>
+                  Option.isSome(exit) ? settled(exit.value) : Effect.flatMap(
+                    standIn(plan, fallback, undefined, shared),
+                    (outcome) => {
+                      if (outcome !== undefined) {
+                        late = true
+                        return Effect.succeed(outcome)
+                      }
+                      // nothing to stand in: wait for the effect after all
+                      return Effect.flatMap(restore(Fiber.join(fiber)), settled)
+                    }
+                  )
+                )
+              )
+            })
+          )
+        }
       )
+    )
+
+  /** Whether a failure of the effect lets a stale entry stand in for its value (`failSafe`); never an interruption. */
+  const failSafe = (plan: Plan, cause: Cause.Cause<unknown>): boolean => {
+    const predicate = plan.policy.failSafe
+    if (predicate === undefined || Cause.isInterruptedOnly(cause)) return false
+    try {
+      return predicate(Cause.squash(cause)) === true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * The stale entry in place of the effect's value: after its failure (`cause`: counted, logged, and the key rests
+   * for `graceBackoff`), or its soft timeout. `undefined`: the entry no longer reads back, and cannot stand in.
+   */
+  const standIn = (
+    plan: Plan,
+    record: EntryRecord,
+    cause: Cause.Cause<unknown> | undefined,
+    shared: () => boolean
+  ): Effect.Effect<Outcome | undefined> =>
+    Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) =>
+        (cause === undefined ? Effect.void : refresher.failed(plan, now, cause)).pipe(
+          Effect.zipRight(Effect.either(readStale(plan, record))),
+          Effect.flatMap((read) => {
+            if (Either.isLeft(read)) {
+              return Effect.as(
+                Effect.logDebug("s3cache: the stale entry does not read back; it cannot stand in", read.left),
+                undefined
+              )
+            }
+            return Metric.increment(metrics.hits).pipe(
+              Effect.zipRight(Metric.increment(metrics.staleServed)),
+              Effect.as(hitOutcome({ ...read.right, stale: true }, shared()))
+            )
+          })
+        )
     )
 
   /**
@@ -338,7 +457,10 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     }),
     stats: CacheMetrics.stats(metrics),
     // a failed write releases its lock after it: wait for that too, so a flushed cache holds no stale lock
-    flush: Effect.zipRight(writer.flush, Effect.suspend(() => Fiber.awaitAll(Array.from(releases)))).pipe(
+    // refreshes first: a refresh under way queues its write when its effect is done
+    flush: Effect.suspend(() => Fiber.awaitAll(Array.from(refreshSet))).pipe(
+      Effect.zipRight(writer.flush),
+      Effect.zipRight(Effect.suspend(() => Fiber.awaitAll(Array.from(releases)))),
       Effect.asVoid
     ),
     inFlight: Effect.sync(flights.size)

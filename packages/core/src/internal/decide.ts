@@ -22,16 +22,30 @@ import type { EntryRecord, LookupResult, MetadataStore } from "../MetadataStore.
 import type { Serializer, Snapshot } from "../Serializer.js"
 import type { Fence } from "./fence.js"
 import type { Locks } from "./locks.js"
-import type { Plan } from "./plan.js"
+import { type Plan, refreshPoint } from "./plan.js"
 import { uniqueId } from "./random.js"
 import { nowOf } from "./serializer.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
-  /** `expiresAt`: when the entry's TTL ends (epoch ms, by the writer's clock) */
-  | { readonly _tag: "Hit"; readonly value: unknown; readonly snapshot: Snapshot; readonly expiresAt: number }
-  /** `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached */
-  | { readonly _tag: "Run"; readonly token: string | undefined }
+  /**
+   * `expiresAt`: when the entry stops being fresh without a refresh (its TTL, or `refreshAhead` of it; epoch ms, by
+   * the writer's clock); `stale`: past its TTL, within the call's grace; `refresh`: the entry is to be refreshed in
+   * the background
+   */
+  | {
+    readonly _tag: "Hit"
+    readonly value: unknown
+    readonly snapshot: Snapshot
+    readonly expiresAt: number
+    readonly stale: boolean
+    readonly refresh: boolean
+  }
+  /**
+   * `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached.
+   * `fallback`: a stale entry that stands in for the effect's value if the effect fails or is slow.
+   */
+  | { readonly _tag: "Run"; readonly token: string | undefined; readonly fallback?: EntryRecord | undefined }
 
 /** @internal */
 export type Hit = Extract<Decision, { readonly _tag: "Hit" }>
@@ -54,6 +68,8 @@ export interface Dependencies {
   readonly deleteObjects: (operation: string, keys: ReadonlyArray<string>) => Effect.Effect<void>
   /** sleep until the next poll, or less if the key's computation is reported done */
   readonly wait: (namespace: string, hash: string, delay: Duration.Duration) => Effect.Effect<void>
+  /** whether the effect of `plan`'s key failed less than `graceBackoff` ago (then a stale entry is served as it is) */
+  readonly inBackoff: (plan: Plan, now: number) => boolean
 }
 
 /**
@@ -95,11 +111,13 @@ export interface Decisions {
    * `decide`'s path (as its `prior`); the error that proves the entry bad is `decide`'s to handle too.
    */
   readonly hitNow: (plan: Plan, record: EntryRecord, innerSpans: boolean) => Hit | SerializationError | undefined
+  /** the value of a stale entry kept as a fallback (`Run`'s), read when it is needed */
+  readonly readStale: (plan: Plan, record: EntryRecord) => Effect.Effect<Hit, BlobStoreError | SerializationError>
 }
 
 /** @internal */
 export const make = (
-  { blobs, config, deleteObjects, fence, locks, metadata, metrics, serializer, wait }: Dependencies
+  { blobs, config, deleteObjects, fence, inBackoff, locks, metadata, metrics, serializer, wait }: Dependencies
 ): Decisions => {
   const { fenced, report, withMetadataDeadline } = fence
   const decodeNow = nowOf(serializer)?.decode
@@ -154,18 +172,25 @@ export const make = (
     }
     const read = decodeNow(record.payload, decodeOptions(plan, record))
     if (read === undefined || read instanceof SerializationError) return read
-    return { _tag: "Hit", value: read.value, snapshot: read.snapshot, expiresAt: record.createdAt + record.ttlMs }
+    return {
+      _tag: "Hit",
+      value: read.value,
+      snapshot: read.snapshot,
+      expiresAt: refreshPoint(plan, record.createdAt, record.ttlMs),
+      stale: false,
+      refresh: false
+    }
   }
 
   const read = (
     plan: Plan,
     record: EntryRecord,
     innerSpans: boolean
-  ): Effect.Effect<Decision, BlobStoreError | SerializationError> => {
+  ): Effect.Effect<Hit, BlobStoreError | SerializationError> => {
     const now = hitNow(plan, record, innerSpans)
     if (now !== undefined) return now instanceof SerializationError ? Effect.fail(now) : Effect.succeed(now)
     const options = decodeOptions(plan, record)
-    const expiresAt = record.createdAt + record.ttlMs
+    const expiresAt = refreshPoint(plan, record.createdAt, record.ttlMs)
     const unseal = (bytes: Uint8Array) => serializer.unseal(bytes, options)
     return (record.payload !== undefined ? unseal(record.payload) : Effect.flatMap(objectBytes(record), unseal)).pipe(
       Effect.flatMap((snapshot) =>
@@ -173,7 +198,7 @@ export const make = (
           // An object's bytes are this call's own: the first caller may own the decompressed bytes, no copy (joiners
           // restore from a copy, `cache.ts`). An inline payload may be the store's own memory: the value gets a copy.
           serializer.restore(snapshot, { schema: plan.schema, reuse: record.payload === undefined }),
-          (value): Decision => ({ _tag: "Hit", value, snapshot, expiresAt })
+          (value): Hit => ({ _tag: "Hit", value, snapshot, expiresAt, stale: false, refresh: false })
         )
       )
     )
@@ -201,7 +226,40 @@ export const make = (
     // dropped and looked up again, which takes the lock to write it anew. A store that is slow or down proves nothing
     // about the entry: it stays, and the call bypasses the cache rather than add a delete and a rewrite to a store
     // that is already struggling.
+    // An entry past its TTL: within the call's grace, stale (served at once and refreshed in the background, or
+    // refreshed now with the stale value standing by); past it, as if there were none. Its lock is taken with
+    // `acquireLock`, since the record is still there; held by another process, that one is writing the entry.
     const onHit = (
+      record: EntryRecord,
+      retries: number,
+      again: Effect.Effect<Decision, unknown>,
+      now: number,
+      busy: () => Effect.Effect<Decision, unknown>
+    ): Effect.Effect<Decision, unknown> => {
+      if (!belongs(plan, record)) return notItsKey(record, retries, again)
+      const freshUntil = record.createdAt + record.ttlMs
+      if (now < freshUntil) {
+        return readHit(record, retries, again, false, now >= refreshPoint(plan, record.createdAt, record.ttlMs))
+      }
+      if (now >= freshUntil + plan.policy.graceMs) {
+        return Effect.flatMap(
+          locks.acquire(plan, token, now),
+          (acquired) => acquired ? Effect.succeed<Decision>({ _tag: "Run", token }) : busy()
+        )
+      }
+      const backoff = inBackoff(plan, now)
+      if (plan.policy.refresh === "background" || backoff) return readHit(record, retries, again, true, !backoff)
+      return Effect.flatMap(
+        locks.acquire(plan, token, now),
+        (acquired) =>
+          acquired
+            ? Effect.succeed<Decision>({ _tag: "Run", token, fallback: record })
+            // another process refreshes it: stale until it is done
+            : readHit(record, retries, again, true, false)
+      )
+    }
+
+    const notItsKey = (
       record: EntryRecord,
       retries: number,
       again: Effect.Effect<Decision, unknown>
@@ -223,7 +281,18 @@ export const make = (
           Effect.zipRight(retries > 0 ? again : Effect.succeed(uncached))
         )
       }
-      return read(plan, record, innerSpans).pipe(
+      return readHit(record, retries, again, false, false)
+    }
+
+    const readHit = (
+      record: EntryRecord,
+      retries: number,
+      again: Effect.Effect<Decision, unknown>,
+      stale: boolean,
+      refresh: boolean
+    ): Effect.Effect<Decision, unknown> =>
+      read(plan, record, innerSpans).pipe(
+        Effect.map((hit): Decision => stale || refresh ? { ...hit, stale, refresh } : hit),
         Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Option.getOrUndefined(Cause.failureOption(cause))
@@ -247,7 +316,6 @@ export const make = (
               ))
         })
       )
-    }
 
     // `now`: the clock's time, read once per lookup and shared with the lock bookkeeping
     const loop = (
@@ -264,41 +332,45 @@ export const make = (
           ? Effect.succeed<LookupResult>({ _tag: "Hit", record: prior.record })
           : Effect.failCause(prior.cause),
         (result) => {
+          // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
+          // lapses: waiting for it would wait for a value that nobody computes.
+          const busy = () =>
+            Effect.flatMap(
+              Clock.currentTimeMillis,
+              (now) =>
+                locks.orphaned(plan, now)
+                  ? Effect.as(
+                    Effect.logDebug(
+                      "s3cache: the key is locked by a lock of this process that lost its work; running uncached"
+                    ),
+                    uncached
+                  )
+                  : now >= deadline
+                  ? Effect.as(
+                    Effect.logWarning(
+                      "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
+                    ),
+                    uncached
+                  )
+                  : Effect.zipRight(
+                    // woken at once when the holder's commit (or an invalidation) is announced on the bus
+                    wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
+                    Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt + 1, retries, now))
+                  )
+            )
           switch (result._tag) {
             case "Hit":
               return onHit(
                 result.record,
                 retries,
-                Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt, retries - 1, now))
+                Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt, retries - 1, now)),
+                now,
+                busy
               )
             case "Acquired":
               return Effect.succeed<Decision>({ _tag: "Run", token })
             case "Busy":
-              // A lock of our own that lost its work (release failed, lookup abandoned) holds the key until its lease
-              // lapses: waiting for it would wait for a value that nobody computes.
-              return Effect.flatMap(
-                Clock.currentTimeMillis,
-                (now) =>
-                  locks.orphaned(plan, now)
-                    ? Effect.as(
-                      Effect.logDebug(
-                        "s3cache: the key is locked by a lock of this process that lost its work; running uncached"
-                      ),
-                      uncached
-                    )
-                    : now >= deadline
-                    ? Effect.as(
-                      Effect.logWarning(
-                        "s3cache: waited stampedeLockTtl for another process's result; running the effect uncached"
-                      ),
-                      uncached
-                    )
-                    : Effect.zipRight(
-                      // woken at once when the holder's commit (or an invalidation) is announced on the bus
-                      wait(plan.namespace, plan.hash, pollDelay(attempt, deadline - now)),
-                      Effect.flatMap(Clock.currentTimeMillis, (now) => loop(deadline, attempt + 1, retries, now))
-                    )
-              )
+              return busy()
           }
         }
       )
@@ -311,7 +383,7 @@ export const make = (
     )
   }
 
-  return { decide, hitNow }
+  return { decide, hitNow, readStale: (plan, record) => read(plan, record, false) }
 }
 
 /** Delay before asking again whether another process's result is there: fast at first, then every ~250 ms. */

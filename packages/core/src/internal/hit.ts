@@ -29,7 +29,7 @@ import * as Breaker from "./breaker.js"
 import type * as decisions from "./decide.js"
 import { FiberRef } from "./effect3.js"
 import { liveClock } from "./fence.js"
-import type { Plan } from "./plan.js"
+import { type Plan, refreshPoint } from "./plan.js"
 import { nowOf } from "./serializer.js"
 import type * as Tier from "./tier.js"
 
@@ -163,6 +163,10 @@ export const make = (
       let left = false
       const settle = (record: EntryRecord | undefined): Effect.Effect<A, E, R> => {
         if (record === undefined) return orElse(undefined)
+        // past its TTL (stale, or expired by this clock) or due for a refresh: the full path decides
+        if (startedAtMs >= refreshPoint(plan, record.createdAt, record.ttlMs)) {
+          return orElse({ _tag: "Found", record, read })
+        }
         const hit = hitNow(plan, record, false)
         if (hit === undefined || hit instanceof SerializationError) return orElse({ _tag: "Found", record, read })
         keep(plan, hit, startedAtMs, read.generation)

@@ -45,7 +45,12 @@ export interface Locks {
    * clock's time (ms), which the caller has just read.
    */
   readonly lookup: (target: LockTarget, token: string, now: number) => Effect.Effect<LookupResult, MetadataStoreError>
-  /** renew the lock that `lookup` acquired under `token` until the lease ends */
+  /**
+   * `MetadataStore.acquireLock` (whether or not a record exists: to replace a stale or expired one), kept track of
+   * like `lookup`'s: true when the lock is now held under `token`.
+   */
+  readonly acquire: (target: LockTarget, token: string, now: number) => Effect.Effect<boolean, MetadataStoreError>
+  /** renew the lock that `lookup` or `acquire` took under `token` until the lease ends */
   readonly hold: (target: LockTarget, token: string) => Effect.Effect<Lease>
   /** release every lock still held (closing the cache), each under the metadata deadline */
   readonly releaseAll: Effect.Effect<void>
@@ -118,7 +123,18 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
       )
     )
 
-  const lookup: Locks["lookup"] = (target, token, now) =>
+  /**
+   * A store call that may take the lock under `token` (`held`: whether its answer says it did), with the token kept
+   * track of whatever the outcome.
+   */
+  const taking = <A>(
+    target: LockTarget,
+    token: string,
+    now: number,
+    method: string,
+    call: () => Effect.Effect<A, MetadataStoreError>,
+    held: (answer: A) => boolean
+  ): Effect.Effect<A, MetadataStoreError> =>
     Effect.suspend(() => {
       prune(now)
       tokens.set(token, { target, until: Infinity, orphan: false })
@@ -133,11 +149,10 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
         state = "settled"
         return Effect.void
       })
-      const call = metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs })
-      return fence.withMetadataDeadline("lookup", call, settled).pipe(
+      return fence.withMetadataDeadline(method, call(), settled).pipe(
         Effect.onExit((exit) => {
           if (Exit.isSuccess(exit)) {
-            if (exit.value._tag !== "Acquired") tokens.delete(token)
+            if (!held(exit.value)) tokens.delete(token)
             return Effect.void
           }
           // not sent at all (the store's circuit breaker is open): no lock can have been taken
@@ -153,6 +168,26 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
         })
       )
     })
+
+  const lookup: Locks["lookup"] = (target, token, now) =>
+    taking(
+      target,
+      token,
+      now,
+      "lookup",
+      () => metadata.lookup(target.namespace, target.hash, { token, lockTtlMs: leaseMs }),
+      (result) => result._tag === "Acquired"
+    )
+
+  const acquire: Locks["acquire"] = (target, token, now) =>
+    taking(
+      target,
+      token,
+      now,
+      "acquireLock",
+      () => metadata.acquireLock(target.namespace, target.hash, { token, lockTtlMs: leaseMs }),
+      (acquired) => acquired
+    )
 
   // Held leases are renewed every third of a lease, and sooner after a failure, so one failed renewal does not let
   // the lock lapse. Renewal stops for good only when the lock is seen gone: released, lapsed, or removed by an
@@ -252,5 +287,5 @@ export const make = ({ config, fence, housekeeping, inLayer, metadata, releases 
     return false
   }
 
-  return { lookup, hold, releaseAll, orphaned }
+  return { lookup, acquire, hold, releaseAll, orphaned }
 }

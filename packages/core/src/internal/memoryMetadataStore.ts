@@ -168,7 +168,7 @@ export const make: Effect.Effect<MetadataStore["Type"]> = Effect.sync(() => {
           }
         }
         // The TTL runs from the commit, like PEXPIRE, not from `createdAt`, which the writer's clock set.
-        const expiresAt = now + record.ttlMs
+        const expiresAt = now + record.ttlMs + (record.graceMs ?? 0)
         namespace.entries.set(record.hash, { record, expiresAt })
         if (expiresAt < namespace.nextExpiry) {
           namespace.nextExpiry = expiresAt

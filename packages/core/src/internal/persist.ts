@@ -156,6 +156,8 @@ export const make = (
           checksum: sealed.checksum,
           createdAt: yield* Clock.currentTimeMillis,
           ttlMs: Duration.toMillis(plan.ttl),
+          // kept past its TTL for calls that accept it stale
+          ...(plan.policy.graceMs > 0 ? { graceMs: plan.policy.graceMs } : {}),
           codecVersion: sealed.codecVersion,
           keyPreview: plan.preview,
           ...(inline ? { payload: sealed.bytes } : {})

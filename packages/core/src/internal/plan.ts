@@ -22,10 +22,63 @@ export interface Plan {
   readonly schema: Schema.Schema<any, any, never> | undefined
   /** how long the value may live in the in-process tier, ms (0: not kept there) */
   readonly l1TtlMs: number
+  /** what the call does with a stale entry, a failing or slow effect */
+  readonly policy: Policy
 }
 
+/**
+ * The fail-safe options of a call, in the units the cache uses.
+ *
+ * @internal
+ */
+export interface Policy {
+  /** how long after its TTL an entry may be served stale, ms; 0: never */
+  readonly graceMs: number
+  readonly refresh: "background" | "foreground"
+  /** whether a failure of the effect (its error, or a defect) lets a stale entry stand in; undefined: none does */
+  readonly failSafe: ((error: unknown) => boolean) | undefined
+  readonly graceBackoffMs: number
+  /** 0: off */
+  readonly softTimeoutMs: number
+  /** the fraction of the TTL from which a hit refreshes the entry in the background; 1: never */
+  readonly refreshAt: number
+}
+
+const policyOf = (options: Pick<CacheConfig.Resolved, keyof CacheConfig.FailSafeOptions>): Policy => ({
+  graceMs: Duration.toMillis(options.grace),
+  refresh: options.refresh,
+  failSafe: typeof options.failSafe === "function"
+    ? options.failSafe
+    : options.failSafe
+    ? () => true
+    : undefined,
+  graceBackoffMs: Duration.toMillis(options.graceBackoff),
+  softTimeoutMs: Duration.toMillis(options.softTimeout),
+  refreshAt: options.refreshAhead > 0 ? options.refreshAhead : 1
+})
+
+/** the policy of calls that set none of the options, one per cache */
+const layerPolicies = new WeakMap<CacheConfig.Resolved, Policy>()
+
+const layerPolicy = (config: CacheConfig.Resolved): Policy => {
+  let policy = layerPolicies.get(config)
+  if (policy === undefined) {
+    policy = policyOf(config)
+    layerPolicies.set(config, policy)
+  }
+  return policy
+}
+
+/**
+ * When an entry stops being served as fresh without a refresh: at its TTL, or at `refreshAhead` of it (epoch ms).
+ *
+ * @internal
+ */
+export const refreshPoint = (plan: Plan, createdAt: number, ttlMs: number): number =>
+  createdAt + ttlMs * plan.policy.refreshAt
+
 /** The options of one call, as the service method takes them. @internal */
-export interface CallOptions {
+export interface CallOptions extends CacheConfig.FailSafeOptions {
   readonly key: unknown
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
@@ -34,7 +87,16 @@ export interface CallOptions {
   readonly l1Ttl?: Duration.DurationInput | undefined
 }
 
-const knownOptions: ReadonlyArray<string> = ["key", "namespace", "ttl", "format", "schema", "l1Ttl"]
+const failSafeOptions: ReadonlyArray<string> = [
+  "grace",
+  "refresh",
+  "failSafe",
+  "graceBackoff",
+  "softTimeout",
+  "refreshAhead"
+]
+
+const knownOptions: ReadonlyArray<string> = ["key", "namespace", "ttl", "format", "schema", "l1Ttl", ...failSafeOptions]
 
 /**
  * Is `u` the options of a call rather than a key? Every plain object is: a record key goes in `{ key: … }`, so no
@@ -94,6 +156,12 @@ export const make = (
       ? Either.right(config.l1Ttl)
       : CacheConfig.nonNegativeDuration(options.l1Ttl, "l1Ttl", method)
     if (Either.isLeft(l1Ttl)) return Either.left(l1Ttl.left)
+    let policy = layerPolicy(config)
+    if (failSafeOptions.some((option) => (options as unknown as Record<string, unknown>)[option] !== undefined)) {
+      const resolved = CacheConfig.resolveFailSafe(options, config, method)
+      if (Either.isLeft(resolved)) return Either.left(resolved.left)
+      policy = policyOf(resolved.right)
+    }
     return Either.flatMap(
       CacheKey.hash(options.key as CacheKey.CacheKey, { namespace, version: config.keyVersion }, method),
       ({ hash, preview }) =>
@@ -108,7 +176,8 @@ export const make = (
             ttl,
             format: options.format ?? config.serializationFormat,
             schema: options.schema,
-            l1TtlMs: Math.min(Duration.toMillis(l1Ttl.right), Duration.toMillis(ttl))
+            l1TtlMs: Math.min(Duration.toMillis(l1Ttl.right), Duration.toMillis(ttl)),
+            policy
           })
         )
     )

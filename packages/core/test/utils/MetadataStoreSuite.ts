@@ -341,6 +341,22 @@ export const metadataStoreSuite = (
         assert.deepStrictEqual(yield* store.lookup(ns, record.hash, lockOf("A")), { _tag: "Acquired" })
       }))
 
+    test("a record with graceMs lives ttlMs + graceMs, and reads back with it", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        const ns = yield* freshNamespace
+        const stale = makeRecord(ns, hashOf("stale"), { ttlMs: ttl / 4, graceMs: ttl * 3 / 4 })
+        const plain = makeRecord(ns, hashOf("plain"), { ttlMs: ttl / 4 })
+        yield* commitHeld(store, stale, 10)
+        yield* commitHeld(store, plain, 10)
+        yield* halfTtl
+        // past its TTL, within its grace: still there, as it was written
+        assert.deepStrictEqual(yield* store.getMany(ns, [stale.hash, plain.hash]), [Option.some(stale), Option.none()])
+        assert.deepStrictEqual(yield* store.lookup(ns, stale.hash, lockOf("A")), { _tag: "Hit", record: stale })
+        yield* pastTtl
+        assert.deepStrictEqual(yield* store.getMany(ns, [stale.hash]), [Option.none()])
+      }))
+
     test("the TTL starts at the commit, not at createdAt", () =>
       Effect.gen(function*() {
         const store = yield* MetadataStore

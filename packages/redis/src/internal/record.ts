@@ -4,7 +4,8 @@
  * more per entry (its values outgrow the listpack encoding), and a STRING is read with one GET.
  *
  * Header fields: `o` object key (`""` when inline), `f` format, `c` compression, `r` raw size, `s` stored size, `x`
- * checksum, `t` created at, `l` TTL ms, `v` codec version, `h` hash, `k` key preview, `i` 1 when the payload follows.
+ * checksum, `t` created at, `l` TTL ms, `g` grace ms (absent: none), `v` codec version, `h` hash, `k` key preview, `i` 1
+ * when the payload follows.
  * The namespace is the key's. A record that does not read back (someone wrote the key by hand, a field is missing or
  * of the wrong type) is malformed, never a wrong value.
  *
@@ -39,6 +40,7 @@ export const encode = (record: EntryRecord): Buffer => {
         x: record.checksum,
         t: record.createdAt,
         l: record.ttlMs,
+        ...(record.graceMs !== undefined ? { g: record.graceMs } : {}),
         v: record.codecVersion,
         h: record.hash,
         k: record.keyPreview,
@@ -71,11 +73,12 @@ export const decode = (namespace: string, value: Uint8Array): Read => {
   } catch {
     return malformed("", "the record's header is not JSON")
   }
-  const { c, f, h, i, k, l, o, r, s, t, v, x } = header
+  const { c, f, g, h, i, k, l, o, r, s, t, v, x } = header
   if (typeof o !== "string") return malformed("", "the record has no object key field (o)")
   if (
     typeof f !== "string" || typeof c !== "string" || typeof x !== "string" || typeof h !== "string" ||
-    typeof k !== "string" || !isNumber(r) || !isNumber(s) || !isNumber(t) || !isNumber(l) || !isNumber(v)
+    typeof k !== "string" || !isNumber(r) || !isNumber(s) || !isNumber(t) || !isNumber(l) || !isNumber(v) ||
+    (g !== undefined && !isNumber(g))
   ) return malformed(o, "a field of the record's header is missing or of the wrong type")
   const rest = value.byteLength - end - 1
   if (i === undefined && rest !== 0) return malformed(o, "bytes follow a record that has no inline payload")
@@ -93,6 +96,7 @@ export const decode = (namespace: string, value: Uint8Array): Read => {
     checksum: x,
     createdAt: t,
     ttlMs: l,
+    ...(g !== undefined ? { graceMs: g as number } : {}),
     codecVersion: v,
     keyPreview: k,
     // A view, not a copy: the cache never keeps an inline payload nor hands it out (it copies what it keeps, and

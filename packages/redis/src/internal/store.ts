@@ -199,7 +199,8 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
             token,
             // each shard keeps its share of the namespace's entries
             keys.slots === 1 ? maxEntries : Math.max(1, Math.ceil(maxEntries / keys.slots)),
-            Math.max(1, Math.ceil(record.ttlMs)),
+            // a stale record is kept for its grace
+            Math.max(1, Math.ceil(record.ttlMs + (record.graceMs ?? 0))),
             k.entryPrefix,
             record.objectKey,
             encode(record)
