@@ -157,7 +157,8 @@ export const staleServed = Metric.counter("s3cache_stale_served_total", {
 export const refreshes = Metric.counter("s3cache_refreshes_total", { description: "refreshes of stale entries" })
 
 /**
- * Refreshes whose effect failed (the entry is kept, and the key is not refreshed again for `graceBackoff`).
+ * Refreshes whose effect failed. The entry is kept; when `failSafe` covers the failure, the key is not refreshed again
+ * for `graceBackoff`.
  *
  * @since 0.3.0
  * @category metrics

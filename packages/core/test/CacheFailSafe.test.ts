@@ -178,7 +178,10 @@ describe("grace: refresh in the foreground", () => {
         yield* Effect.either(cache.cached(source.effect, { ...options, failSafe: false })),
         Either.left("source down (run 3)")
       )
+      // counted as failed refreshes, but a failure fail-safe does not cover does not rest the key: this call runs
+      assert.strictEqual((yield* cache.stats).refreshFailures, 2)
       assert.strictEqual(yield* cache.cached(source.effect, options), "version 1")
+      assert.strictEqual(source.runs, 4)
     }).pipe(quiet))
 
   it.scoped("softTimeout: a slow effect gets the stale value; it finishes in the background and is stored", () =>

@@ -74,6 +74,43 @@ describe("observability", () => {
       assert.deepStrictEqual(results.slice(3), ["hit", "bypass"])
     }))
 
+  it.scoped("a stale answer's span says stale; the breaker's state is a gauge tagged with its store", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = yield* recordingTracer
+      const name = uniqueName("stale")
+      let down = false
+      const { cache } = yield* makeHarness({
+        cache: { name, grace: "1 minute", circuitBreakerFailures: 1 },
+        metadata: (store) => ({
+          lookup: (ns, hash, options) =>
+            down
+              ? Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "lookup", description: "down" }))
+              : store.lookup(ns, hash, options),
+          releaseLock: (ns, hash, token) =>
+            down
+              ? Effect.fail(new MetadataStoreError({ reason: "Unavailable", method: "releaseLock" }))
+              : store.releaseLock(ns, hash, token)
+        })
+      })
+      const call = cache.cached(Effect.succeed("v"), { key: "k", ttl: "1 second" }).pipe(Effect.withTracer(tracer))
+      yield* call
+      yield* cache.flush
+      yield* TestClock.adjust("2 seconds")
+      yield* call
+      yield* cache.flush
+      assert.deepStrictEqual(
+        spans.filter((span) => span.name === "Cache.cached").map((span) => span.attributes.get("s3cache.result")),
+        ["miss", "stale"]
+      )
+      const gauge = (store: string) =>
+        Metric.value(CacheMetrics.breakerState.pipe(Metric.tagged("cache", name), Metric.tagged("store", store)))
+      assert.strictEqual((yield* gauge("metadata")).value, 0)
+      down = true
+      yield* cache.cached(Effect.succeed("v"), { key: "other" })
+      assert.strictEqual((yield* gauge("metadata")).value, 2, "open")
+      assert.strictEqual((yield* gauge("blob")).value, 0)
+    }).pipe(Logger.withMinimumLogLevel(LogLevel.None)))
+
   it.scoped("inner spans only with CacheTracing.InnerSpans; no Cache.cached span under Effect's built-in tracer", () =>
     Effect.gen(function*() {
       const { spans, tracer } = yield* recordingTracer

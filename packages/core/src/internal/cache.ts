@@ -14,7 +14,6 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -124,7 +123,8 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     fence: guard,
     locks: lockSet,
     set: refreshSet,
-    store: (plan, lease, value) => Effect.asVoid(completeMiss(plan, lease, value, () => false))
+    store: (plan, lease, value) => Effect.asVoid(completeMiss(plan, lease, value, () => false)),
+    readStale: (plan, record) => readStale(plan, record)
   })
   let closing = false
   yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
@@ -263,99 +263,22 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
                 : Effect.flatMap(completeMiss(plan, lease, exit.value, shared), missed))
           }
           // a foreground refresh, a stale entry standing by for a failure (`failSafe`) or a slow effect (`softTimeout`)
-          const failedOver = (cause: Cause.Cause<E>): Effect.Effect<Outcome, E> =>
-            failSafe(plan, cause)
-              ? Effect.flatMap(
-                standIn(plan, fallback, cause, shared),
-                (outcome) => outcome === undefined ? Effect.failCause(cause) : Effect.succeed(outcome)
-              )
-              : Effect.failCause(cause)
-          const computed: Effect.Effect<Exit.Exit<Outcome, E>, never, R> = Effect.flatMap(
-            Effect.exit(restore(effect)),
-            (exit): Effect.Effect<Exit.Exit<Outcome, E>> =>
-              Exit.isFailure(exit)
-                ? Effect.as(end, Exit.failCause(exit.cause))
-                : Effect.map(completeMiss(plan, lease, exit.value, shared), Exit.succeed)
-          )
-          if (plan.policy.softTimeoutMs === 0) {
-            return Metric.increment(metrics.refreshes).pipe(
-              Effect.zipRight(computed),
-              Effect.flatMap((exit) => Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause))
-            )
-          }
-          // The computation outlives the wait: forked into the layer's set, it stores its value when it is done. A
-          // failure after the wait is the refresh's, counted as such.
-          let late = false
-          const outlived = Effect.tap(computed, (exit) =>
-            late && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
-              ? Effect.flatMap(Clock.currentTimeMillis, (now) => refresher.failed(plan, now, exit.cause))
-              : Effect.void)
-          return Metric.increment(metrics.refreshes).pipe(
-            Effect.zipRight(FiberSet.run(refreshSet, Effect.interruptible(outlived))),
-            Effect.flatMap((forked) => {
-              const fiber = forked as Fiber.RuntimeFiber<Exit.Exit<Outcome, E>>
-              const settled = (exit: Exit.Exit<Outcome, E>) =>
-                Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause)
-              return restore(Effect.timeoutOption(Fiber.join(fiber), Duration.millis(plan.policy.softTimeoutMs))).pipe(
-                Effect.flatMap((exit) =>
-                  Option.isSome(exit) ? settled(exit.value) : Effect.flatMap(
-                    standIn(plan, fallback, undefined, shared),
-                    (outcome) => {
-                      if (outcome !== undefined) {
-                        late = true
-                        return Effect.succeed(outcome)
-                      }
-                      // nothing to stand in: wait for the effect after all
-                      return Effect.flatMap(restore(Fiber.join(fiber)), settled)
-                    }
-                  )
-                )
-              )
-            })
-          )
+          return refresher.foreground({
+            plan,
+            fallback,
+            computed: Effect.flatMap(
+              Effect.exit(restore(effect)),
+              (exit): Effect.Effect<Exit.Exit<Outcome, E>> =>
+                Exit.isFailure(exit)
+                  ? Effect.as(end, Exit.failCause(exit.cause))
+                  : Effect.map(completeMiss(plan, lease, exit.value, shared), Exit.succeed)
+            ),
+            missed,
+            stale: (hit) => hitOutcome(hit, shared()),
+            restore
+          })
         }
       )
-    )
-
-  /** Whether a failure of the effect lets a stale entry stand in for its value (`failSafe`); never an interruption. */
-  const failSafe = (plan: Plan, cause: Cause.Cause<unknown>): boolean => {
-    const predicate = plan.policy.failSafe
-    if (predicate === undefined || Cause.isInterruptedOnly(cause)) return false
-    try {
-      return predicate(Cause.squash(cause)) === true
-    } catch {
-      return false
-    }
-  }
-
-  /**
-   * The stale entry in place of the effect's value: after its failure (`cause`: counted, logged, and the key rests
-   * for `graceBackoff`), or its soft timeout. `undefined`: the entry no longer reads back, and cannot stand in.
-   */
-  const standIn = (
-    plan: Plan,
-    record: EntryRecord,
-    cause: Cause.Cause<unknown> | undefined,
-    shared: () => boolean
-  ): Effect.Effect<Outcome | undefined> =>
-    Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) =>
-        (cause === undefined ? Effect.void : refresher.failed(plan, now, cause)).pipe(
-          Effect.zipRight(Effect.either(readStale(plan, record))),
-          Effect.flatMap((read) => {
-            if (Either.isLeft(read)) {
-              return Effect.as(
-                Effect.logDebug("s3cache: the stale entry does not read back; it cannot stand in", read.left),
-                undefined
-              )
-            }
-            return Metric.increment(metrics.hits).pipe(
-              Effect.zipRight(Metric.increment(metrics.staleServed)),
-              Effect.as(hitOutcome({ ...read.right, stale: true }, shared()))
-            )
-          })
-        )
     )
 
   /**
