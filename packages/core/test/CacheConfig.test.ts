@@ -42,6 +42,53 @@ describe("CacheConfig", () => {
       assert.strictEqual(resolved.blobTimeout, CacheConfig.defaults.blobTimeout)
     }))
 
+  it.effect("the fail-safe and breaker options: defaults, variables, and errors that name the option", () =>
+    Effect.gen(function*() {
+      const defaults = yield* CacheConfig.resolve()
+      assert.strictEqual(Duration.toMillis(defaults.grace), 0)
+      assert.strictEqual(defaults.refresh, "background")
+      assert.strictEqual(defaults.failSafe, true)
+      assert.strictEqual(Duration.toMillis(defaults.graceBackoff), 5000)
+      assert.strictEqual(Duration.toMillis(defaults.softTimeout), 0)
+      assert.strictEqual(defaults.refreshAhead, 0)
+      assert.strictEqual(defaults.circuitBreakerFailures, 5)
+      assert.strictEqual(Duration.toMillis(defaults.circuitBreakerCooldown), 10_000)
+      const options = yield* CacheConfig.config.pipe(
+        fromEnv({
+          S3CACHE_GRACE: "600",
+          S3CACHE_REFRESH: "foreground",
+          S3CACHE_FAIL_SAFE: "false",
+          S3CACHE_GRACE_BACKOFF: "2 seconds",
+          S3CACHE_SOFT_TIMEOUT: "250 millis",
+          S3CACHE_REFRESH_AHEAD: "0.8",
+          S3CACHE_CIRCUIT_BREAKER_FAILURES: "0",
+          S3CACHE_CIRCUIT_BREAKER_COOLDOWN: "30"
+        })
+      )
+      const resolved = yield* CacheConfig.resolve(options)
+      assert.strictEqual(Duration.toMillis(resolved.grace), 600_000)
+      assert.strictEqual(resolved.refresh, "foreground")
+      assert.strictEqual(resolved.failSafe, false)
+      assert.strictEqual(Duration.toMillis(resolved.graceBackoff), 2000)
+      assert.strictEqual(Duration.toMillis(resolved.softTimeout), 250)
+      assert.strictEqual(resolved.refreshAhead, 0.8)
+      assert.strictEqual(resolved.circuitBreakerFailures, 0)
+      assert.strictEqual(Duration.toMillis(resolved.circuitBreakerCooldown), 30_000)
+      const bad: ReadonlyArray<readonly [CacheConfig.Options, string]> = [
+        [{ refreshAhead: 1 }, "refreshAhead must be a fraction of the TTL"],
+        [{ refreshAhead: -0.5 }, "refreshAhead must be a fraction of the TTL"],
+        [{ grace: "-1 hour" }, "grace must be a finite duration of zero or more"],
+        [{ softTimeout: Duration.infinity }, "softTimeout must be a finite duration"],
+        [{ circuitBreakerFailures: 2.5 }, "circuitBreakerFailures must be an integer of 0 or more"],
+        [{ circuitBreakerCooldown: 0 }, "circuitBreakerCooldown must be a finite duration of at least 1 millisecond"],
+        [{ failSafe: "yes" as never }, "failSafe must be true, false or a predicate"]
+      ]
+      for (const [options, message] of bad) {
+        const error = yield* Effect.flip(CacheConfig.resolve(options))
+        assert.include(error.message, message)
+      }
+    }))
+
   it.effect("a malformed variable is a ConfigError naming it", () =>
     Effect.gen(function*() {
       for (

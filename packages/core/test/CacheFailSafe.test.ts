@@ -237,6 +237,26 @@ describe("refreshAhead", () => {
 })
 
 describe("options", () => {
+  it.scoped("grace per call: the writer's keeps the entry, each reader's decides whether it takes it stale", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({})
+      const source = versions()
+      const lenient = { key: "k", ttl: "10 seconds", grace: "1 minute" } as const
+      const strict = { key: "k", ttl: "10 seconds" } as const
+      yield* cache.cached(source.effect, lenient)
+      yield* cache.flush
+      yield* TestClock.adjust("11 seconds")
+      assert.strictEqual(yield* cache.cached(source.effect, lenient), "version 1", "a reader with grace: stale")
+      yield* cache.flush
+      assert.strictEqual(source.runs, 2, "refreshed in the background, with its writer's grace")
+      yield* TestClock.adjust("11 seconds")
+      assert.strictEqual(yield* cache.cached(source.effect, strict), "version 3", "a reader without: not served")
+      yield* cache.flush
+      yield* TestClock.adjust("11 seconds")
+      // written without grace: gone at its TTL, even for a reader that would take it stale
+      assert.strictEqual(yield* cache.cached(source.effect, lenient), "version 4")
+    }).pipe(quiet))
+
   it.scoped("a bad option gets an error that says what to change; the call runs uncached", () =>
     Effect.gen(function*() {
       const { cache } = yield* makeHarness({})
