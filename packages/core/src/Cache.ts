@@ -151,7 +151,8 @@ export interface Service {
   readonly hashKey: (key: CacheKey.CacheKey, namespace?: string) => Effect.Effect<string, CacheInputError>
   /**
    * wait until the background refreshes and writes pending now are done (each stored, or failed and reported), with
-   * the lock releases that follow them; writes queued later are not waited for
+   * the lock releases that follow them; writes queued later are not waited for. A refresh runs the user's effect: one
+   * that never ends keeps `flush` waiting (bound it with `Effect.timeout`).
    */
   readonly flush: Effect.Effect<void>
   /** computations in flight in this process */

@@ -10,7 +10,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as TestClock from "effect/TestClock"
 import { BlobStoreError, MetadataStoreError } from "../src/CacheError.js"
-import { counted, makeHarness } from "./utils/harness.js"
+import { counted, makeHarness, waitUntil } from "./utils/harness.js"
 
 const quiet = Logger.withMinimumLogLevel(LogLevel.None)
 
@@ -100,6 +100,37 @@ describe("circuit breaker: the metadata store", () => {
       yield* TestClock.adjust("1 second")
       yield* cache.cached(Effect.succeed(1), { key: "k" })
       assert.strictEqual(lookups, opened + 2)
+    }).pipe(quiet))
+
+  it.scoped("a probe whose caller is interrupted lets the next call probe: the breaker never waits for it for ever", () =>
+    Effect.gen(function*() {
+      let lookups = 0
+      let mode: "fail" | "hang" | "work" = "fail"
+      const { cache } = yield* makeHarness({
+        cache: { circuitBreakerFailures: 1, circuitBreakerCooldown: "5 seconds", metadataTimeout: "1 minute" },
+        metadata: (store) => ({
+          lookup: (namespace, hash, options) =>
+            counting(() => lookups++, () =>
+              mode === "fail"
+                ? failing("Unavailable", "lookup")
+                : mode === "hang"
+                ? Effect.never
+                : store.lookup(namespace, hash, options)),
+          releaseLock: (namespace, hash, token) =>
+            mode === "fail" ? failing("Unavailable", "releaseLock") : store.releaseLock(namespace, hash, token)
+        })
+      })
+      yield* cache.cached(Effect.succeed(1), { key: "k" })
+      assert.strictEqual((yield* cache.stats).metadataBreaker, "open")
+      yield* TestClock.adjust("5 seconds")
+      mode = "hang"
+      const probe = yield* Effect.fork(cache.cached(Effect.succeed(1), { key: "k" }))
+      yield* waitUntil(Effect.sync(() => lookups === 2))
+      yield* Fiber.interrupt(probe)
+      mode = "work"
+      assert.strictEqual(yield* cache.cached(Effect.succeed(2), { key: "k" }), 2)
+      assert.strictEqual(lookups, 3, "the next call probed")
+      assert.strictEqual((yield* cache.stats).metadataBreaker, "closed")
     }).pipe(quiet))
 
   it.scoped("timeouts count; an answer that proves the store works (Protocol) does not; 0 turns it off", () =>

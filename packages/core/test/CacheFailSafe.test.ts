@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as TestClock from "effect/TestClock"
+import type { EntryRecord } from "../src/MetadataStore.js"
 import { makeHarness, waitUntil } from "./utils/harness.js"
 
 const quiet = Logger.withMinimumLogLevel(LogLevel.None)
@@ -35,12 +36,23 @@ const versions = () => {
 }
 
 describe("TTL without grace", () => {
-  it.scoped("a record the store still holds past its TTL (its clock behind ours) is not served", () =>
+  it.scoped("a record the store still hands out past its TTL (its clock behind ours) is not served", () =>
     Effect.gen(function*() {
-      // the store keeps every record an hour past its TTL (as a server whose clock lags, or a writer's grace would)
+      // a store that never expires what it hands out: every committed record is found by lookup for ever
+      const kept = new Map<string, EntryRecord>()
       const { cache } = yield* makeHarness({
         metadata: (store) => ({
-          commit: (record, options) => store.commit({ ...record, graceMs: 3_600_000 }, options)
+          commit: (record, options) =>
+            Effect.tap(store.commit(record, options), (result) =>
+              Effect.sync(() => {
+                if (result._tag === "Committed") kept.set(record.hash, record)
+              })),
+          lookup: (namespace, hash, options) => {
+            const record = kept.get(hash)
+            return record === undefined
+              ? store.lookup(namespace, hash, options)
+              : Effect.succeed({ _tag: "Hit", record })
+          }
         })
       })
       const source = versions()
@@ -111,6 +123,33 @@ describe("grace: stale-while-revalidate in the background", () => {
       yield* cache.flush
       assert.strictEqual(source.runs, 3, "tried again after graceBackoff")
       assert.strictEqual(yield* call, "version 3")
+    }).pipe(quiet))
+
+  it.scoped("one refresh per key: in this process while one runs, and across processes through the lock", () =>
+    Effect.gen(function*() {
+      const a = yield* makeHarness({ cache: { grace: "1 minute" } })
+      const b = yield* makeHarness({ cache: { grace: "1 minute" }, stores: a })
+      const gate = yield* Deferred.make<void>()
+      let runs = 0
+      const effect = Effect.suspend(() => {
+        runs++
+        return runs === 1 ? Effect.succeed("version 1") : Effect.as(Deferred.await(gate), `version ${runs}`)
+      })
+      const options = { key: "k", ttl: "10 seconds" } as const
+      yield* a.cache.cached(effect, options)
+      yield* a.cache.flush
+      yield* TestClock.adjust("11 seconds")
+      // one caller after another (no shared flight): each finds the entry stale while the refresh runs
+      for (let i = 0; i < 5; i++) {
+        assert.strictEqual(yield* a.cache.cached(effect, options), "version 1")
+        assert.strictEqual(yield* b.cache.cached(effect, options), "version 1")
+      }
+      yield* waitUntil(Effect.sync(() => runs === 2))
+      yield* Deferred.succeed(gate, undefined)
+      yield* a.cache.flush
+      yield* b.cache.flush
+      assert.strictEqual(runs, 2, "one refresh")
+      assert.strictEqual(yield* b.cache.cached(effect, options), "version 2")
     }).pipe(quiet))
 
   it.scoped("an invalidation during a refresh wins: the refreshed value computed before it is not stored", () =>
@@ -212,7 +251,99 @@ describe("grace: refresh in the foreground", () => {
     }).pipe(quiet))
 })
 
+describe("grace: what a stale entry may not stand in for", () => {
+  it.scoped("after an invalidation: a foreground refresh that then fails gives its error, not the invalidated value", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({ cache: { grace: "1 minute", refresh: "foreground" } })
+      const gate = yield* Deferred.make<void>()
+      let runs = 0
+      const effect = Effect.suspend(() => {
+        runs++
+        return runs === 1 ? Effect.succeed("version 1") : Effect.zipRight(Deferred.await(gate), Effect.fail("down"))
+      })
+      const options = { key: "k", ttl: "10 seconds" } as const
+      yield* cache.cached(effect, options)
+      yield* cache.flush
+      yield* TestClock.adjust("11 seconds")
+      const call = yield* Effect.fork(Effect.either(cache.cached(effect, options)))
+      yield* waitUntil(Effect.sync(() => runs === 2))
+      yield* cache.invalidateKey("k")
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(call), Either.left("down"))
+      assert.strictEqual((yield* cache.stats).staleServed, 0)
+    }).pipe(quiet))
+
+  it.scoped("past its grace by the time the effect fails: the error, not a value older than the grace allows", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({ cache: { grace: "1 minute", refresh: "foreground" } })
+      let runs = 0
+      const effect = Effect.suspend(() => {
+        runs++
+        return runs === 1
+          ? Effect.succeed("version 1")
+          : Effect.zipRight(Effect.sleep("5 seconds"), Effect.fail("down"))
+      })
+      const options = { key: "k", ttl: "10 seconds" } as const
+      yield* cache.cached(effect, options)
+      yield* cache.flush
+      // 59 s past its TTL: stale, within grace; the effect then fails 5 s later, 4 s past the grace
+      yield* TestClock.adjust("69 seconds")
+      const call = yield* Effect.fork(Effect.either(cache.cached(effect, options)))
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(call), Either.left("down"))
+    }).pipe(quiet))
+
+  it.scoped("softTimeout: an effect that fails after the soft timeout is counted, and the key rests", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({
+        cache: { grace: "10 minutes", refresh: "foreground", softTimeout: "1 second", graceBackoff: "1 minute" }
+      })
+      let runs = 0
+      const effect = Effect.suspend(() => {
+        runs++
+        return runs === 1
+          ? Effect.succeed("version 1")
+          : Effect.zipRight(Effect.sleep("3 seconds"), Effect.fail("down"))
+      })
+      const options = { key: "k", ttl: "10 seconds" } as const
+      yield* cache.cached(effect, options)
+      yield* cache.flush
+      yield* TestClock.adjust("11 seconds")
+      const call = yield* Effect.fork(cache.cached(effect, options))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(call), "version 1")
+      yield* TestClock.adjust("2 seconds")
+      yield* cache.flush
+      assert.strictEqual((yield* cache.stats).refreshFailures, 1)
+      assert.strictEqual(yield* cache.cached(effect, options), "version 1", "resting: no run")
+      assert.strictEqual(runs, 2)
+    }).pipe(quiet))
+})
+
 describe("refreshAhead", () => {
+  it.scoped("a failed refresh-ahead rests the key for graceBackoff: hits are not each a refresh", () =>
+    Effect.gen(function*() {
+      const { cache } = yield* makeHarness({ cache: { graceBackoff: "5 seconds" } })
+      const source = versions()
+      const call = cache.cached(source.effect, { key: "k", ttl: "10 seconds", refreshAhead: 0.5 })
+      yield* call
+      yield* cache.flush
+      yield* TestClock.adjust("6 seconds")
+      source.state.failing = "error"
+      for (let i = 0; i < 5; i++) {
+        assert.strictEqual(yield* call, "version 1")
+        yield* cache.flush
+      }
+      assert.strictEqual(source.runs, 2, "one refresh, then the key rests")
+      yield* TestClock.adjust("3 seconds")
+      source.state.failing = false
+      assert.strictEqual(yield* call, "version 1")
+      yield* cache.flush
+      assert.strictEqual(source.runs, 2, "still resting")
+      yield* TestClock.adjust("2 seconds")
+      assert.strictEqual(yield* call, "version 3", "past the TTL, no grace: the effect runs")
+    }).pipe(quiet))
+
   it.scoped("a hit past that fraction of the TTL refreshes the entry in the background", () =>
     Effect.gen(function*() {
       const { cache } = yield* makeHarness({})
@@ -270,6 +401,8 @@ describe("options", () => {
         assert.strictEqual(yield* cache.cached(Effect.succeed(1), { key: "k", ...options } as never), 1)
       }
       assert.strictEqual((yield* cache.stats).bypassed, 4)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.errors, 4)
       const layer = yield* Effect.either(makeHarness({ cache: { refresh: "sometimes" as never } }))
       assert.isTrue(Either.isLeft(layer))
       if (Either.isLeft(layer)) assert.include(layer.left.message, "refresh must be \"background\" or \"foreground\"")

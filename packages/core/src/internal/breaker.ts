@@ -49,6 +49,8 @@ export const make = (config: CacheConfig.Resolved, onChange: (state: State) => v
   /** while open: when the next probe may go; 0 when closed */
   let openUntil = 0
   let probing = false
+  /** when the probe under way was admitted: one that has not answered within a cool-down is given up on */
+  let probedAt = 0
   let last: State = "closed"
   const change = (state: State) => {
     if (state === last) return
@@ -59,8 +61,9 @@ export const make = (config: CacheConfig.Resolved, onChange: (state: State) => v
   return {
     admit: (now) => {
       if (openUntil === 0) return "call"
-      if (probing || now < openUntil) return undefined
+      if (now < openUntil || (probing && now < probedAt + coolDownMs)) return undefined
       probing = true
+      probedAt = now
       change("half-open")
       return "probe"
     },

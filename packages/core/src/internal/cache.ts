@@ -124,12 +124,13 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
     locks: lockSet,
     set: refreshSet,
     store: (plan, lease, value) => Effect.asVoid(completeMiss(plan, lease, value, () => false)),
-    readStale: (plan, record) => readStale(plan, record)
+    readStale: (plan, record) => readStale(plan, record),
+    unchanged: (plan, record) => unchanged(plan, record)
   })
   let closing = false
   yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
 
-  const { decide, hitNow, readStale } = decisions.make({
+  const { decide, hitNow, readStale, unchanged } = decisions.make({
     config,
     metadata,
     blobs,
@@ -217,7 +218,9 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
           _tag: "Done",
           value: hitOutcome(decision, shared())
         })
-        return decision.refresh ? Effect.zipRight(refresher.background(plan, effect), done) : done
+        return decision.refresh && decision.record !== undefined
+          ? Effect.zipRight(refresher.background(plan, decision.record, effect), done)
+          : done
       })
     })
 
@@ -273,6 +276,7 @@ export const make = Effect.fnUntraced(function*(options: CacheConfig.Options) {
                   ? Effect.as(end, Exit.failCause(exit.cause))
                   : Effect.map(completeMiss(plan, lease, exit.value, shared), Exit.succeed)
             ),
+            end,
             missed,
             stale: (hit) => hitOutcome(hit, shared()),
             restore

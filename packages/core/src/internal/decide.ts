@@ -40,6 +40,8 @@ export type Decision =
     readonly expiresAt: number
     readonly stale: boolean
     readonly refresh: boolean
+    /** with `refresh`: the record found, which the refresh replaces only if it is still there */
+    readonly record?: EntryRecord | undefined
   }
   /**
    * `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached.
@@ -113,6 +115,11 @@ export interface Decisions {
   readonly hitNow: (plan: Plan, record: EntryRecord, innerSpans: boolean) => Hit | SerializationError | undefined
   /** the value of a stale entry kept as a fallback (`Run`'s), read when it is needed */
   readonly readStale: (plan: Plan, record: EntryRecord) => Effect.Effect<Hit, BlobStoreError | SerializationError>
+  /**
+   * Whether the store still holds `record` for its key (`"same"`: the same write), another record (`"changed"`) or
+   * none (`"gone"`). A store that does not answer proves nothing: `"changed"`, so nothing is taken for granted.
+   */
+  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<"same" | "changed" | "gone">
 }
 
 /** @internal */
@@ -239,12 +246,13 @@ export const make = (
       if (!belongs(plan, record)) return notItsKey(record, retries, again)
       const freshUntil = record.createdAt + record.ttlMs
       if (now < freshUntil) {
-        return readHit(record, retries, again, false, now >= refreshPoint(plan, record.createdAt, record.ttlMs))
+        const due = now >= refreshPoint(plan, record.createdAt, record.ttlMs) && !inBackoff(plan, now)
+        return readHit(record, retries, again, false, due)
       }
       if (now >= freshUntil + plan.policy.graceMs) {
         return Effect.flatMap(
           locks.acquire(plan, token, now),
-          (acquired) => acquired ? Effect.succeed<Decision>({ _tag: "Run", token }) : busy()
+          (acquired) => acquired ? locked(record, retries, again, undefined) : busy()
         )
       }
       const backoff = inBackoff(plan, now)
@@ -253,11 +261,31 @@ export const make = (
         locks.acquire(plan, token, now),
         (acquired) =>
           acquired
-            ? Effect.succeed<Decision>({ _tag: "Run", token, fallback: record })
+            ? locked(record, retries, again, record)
             // another process refreshes it: stale until it is done
             : readHit(record, retries, again, true, false)
       )
     }
+
+    // The lock taken over a record judged past its TTL: between the lookup and the lock, another process may have
+    // written the entry anew and released its lock. A record written meanwhile is looked up again (the lock is let go);
+    // the record judged, or none, is the effect's to replace (`fallback`: the stale record, while it is still there).
+    const locked = (
+      record: EntryRecord,
+      retries: number,
+      again: Effect.Effect<Decision, unknown>,
+      fallback: EntryRecord | undefined
+    ): Effect.Effect<Decision, unknown> =>
+      Effect.flatMap(unchanged(plan, record), (found) => {
+        if (found === "changed" && retries > 0) {
+          return Effect.zipRight(Effect.flatMap(locks.hold(plan, token), (lease) => lease.end(false)), again)
+        }
+        return Effect.succeed<Decision>({
+          _tag: "Run",
+          token,
+          ...(found === "same" && fallback !== undefined ? { fallback } : {})
+        })
+      })
 
     const notItsKey = (
       record: EntryRecord,
@@ -292,7 +320,7 @@ export const make = (
       refresh: boolean
     ): Effect.Effect<Decision, unknown> =>
       read(plan, record, innerSpans).pipe(
-        Effect.map((hit): Decision => stale || refresh ? { ...hit, stale, refresh } : hit),
+        Effect.map((hit): Decision => stale || refresh ? { ...hit, stale, refresh, record } : hit),
         Effect.catchAllCause((cause): Effect.Effect<Decision, unknown> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Option.getOrUndefined(Cause.failureOption(cause))
@@ -383,7 +411,24 @@ export const make = (
     )
   }
 
-  return { decide, hitNow, readStale: (plan, record) => read(plan, record, false) }
+  const unchanged: Decisions["unchanged"] = (plan, record) =>
+    withMetadataDeadline("getMany", metadata.getMany(plan.namespace, [plan.hash])).pipe(
+      Effect.map(([found]) => {
+        if (found === undefined || Option.isNone(found)) return "gone" as const
+        const now = found.value
+        return now.createdAt === record.createdAt && now.objectKey === record.objectKey &&
+            now.checksum === record.checksum
+          ? "same" as const
+          : "changed" as const
+      }),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.failCause(cause as Cause.Cause<never>)
+          : Effect.as(Effect.logDebug("s3cache: could not read the entry's record again", cause), "changed" as const)
+      )
+    )
+
+  return { decide, hitNow, readStale: (plan, record) => read(plan, record, false), unchanged }
 }
 
 /** Delay before asking again whether another process's result is there: fast at first, then every ~250 ms. */

@@ -69,6 +69,9 @@ export const make = (
     blob: Breaker.make(config, (state) => metrics.blobBreaker.unsafeUpdate(Breaker.gaugeValue[state], []))
   }
   const threshold = config.circuitBreakerFailures
+  // a cache of the same name built again starts closed, whatever the last one left in the gauge
+  metrics.metadataBreaker.unsafeUpdate(0, [])
+  metrics.blobBreaker.unsafeUpdate(0, [])
 
   // The store's breaker first: while it is open the call fails at once, without paying the deadline. The outcome of
   // every call it admits (the deadline's timeout included) is the breaker's to count.
@@ -81,27 +84,36 @@ export const make = (
     error: (reason: "Timeout" | "Unavailable", description: string) => E,
     settled: Effect.Effect<void> | undefined
   ): Effect.Effect<A, E> =>
-    Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const admitted = breaker.admit(now)
-      if (admitted === undefined) {
-        const skip = error(
-          "Unavailable",
-          `not called: the store failed ${threshold} times in a row, and the circuit breaker skips it for ` +
-            `${Math.ceil(breaker.retryInMs(now) / 100) / 10} s more (circuitBreakerFailures, circuitBreakerCooldown)`
+    // Admitted and observed in one uninterruptible region: a probe admitted must report its outcome, or the breaker
+    // would wait for it for ever.
+    Effect.uninterruptibleMask((restore) =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const admitted = breaker.admit(now)
+        if (admitted === undefined) {
+          const retryIn = breaker.retryInMs(now)
+          const skip = error(
+            "Unavailable",
+            `not called: the store failed ${threshold} times in a row, and the circuit breaker skips it ` +
+              (retryIn > 0 ? `for ${Math.ceil(retryIn / 100) / 10} s more` : "until the call that probes it answers") +
+              " (circuitBreakerFailures, circuitBreakerCooldown)"
+          )
+          skips.add(skip as object)
+          return Effect.fail(skip)
+        }
+        const onTimeout = (description: string) => error("Timeout", description)
+        return Effect.onExit(
+          restore(deadline(effect, clock, honours, duration, option, onTimeout, settled)),
+          (exit) => {
+            if (Exit.isSuccess(exit)) breaker.settled(false, clock.unsafeCurrentTimeMillis())
+            else if (!Cause.isInterruptedOnly(exit.cause)) {
+              breaker.settled(Breaker.countsAgainst(exit.cause), clock.unsafeCurrentTimeMillis())
+            } else if (admitted === "probe") breaker.abandoned()
+            return Effect.void
+          }
         )
-        skips.add(skip as object)
-        return Effect.fail(skip)
-      }
-      const onTimeout = (description: string) => error("Timeout", description)
-      return Effect.onExit(deadline(effect, clock, honours, duration, option, onTimeout, settled), (exit) => {
-        if (Exit.isSuccess(exit)) breaker.settled(false, clock.unsafeCurrentTimeMillis())
-        else if (!Cause.isInterruptedOnly(exit.cause)) {
-          breaker.settled(Breaker.countsAgainst(exit.cause), clock.unsafeCurrentTimeMillis())
-        } else if (admitted === "probe") breaker.abandoned()
-        return Effect.void
       })
-    })
+    )
 
   const deadline = <A, E>(
     effect: Effect.Effect<A, E>,

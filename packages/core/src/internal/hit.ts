@@ -155,6 +155,7 @@ export const make = (
     try {
       pending = tryHit(plan.namespace, plan.hash, { now: startedAtMs, deadline: Date.now() + metadataTimeoutMs })
     } catch (defect) {
+      breaker.settled(true, Date.now())
       return orElse({ _tag: "Failed", cause: Cause.die(defect), read })
     }
     if (pending === undefined) return orElse(undefined)

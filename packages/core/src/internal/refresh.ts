@@ -1,8 +1,9 @@
 /**
  * Refreshes of entries that are stale (past their TTL, within the call's grace) or due (`refreshAhead`): the effect
  * runs under the key's stampede lock, one refresh per key in this process and, through the lock, across processes;
- * its value replaces the entry only when it succeeds. A failed refresh leaves the entry as it is, and the key is not
- * refreshed again for `graceBackoff`: calls get the stale value meanwhile.
+ * its value replaces the entry only when it succeeds. A failed refresh leaves the entry as it is; when `failSafe` covers
+ * the failure, the key is not refreshed again for `graceBackoff`: calls get the stale value meanwhile. Before a stale
+ * entry stands in for the effect, the store is asked whether it is still the same record (an invalidation wins).
  *
  * @since 0.3.0
  */
@@ -36,6 +37,8 @@ export interface Foreground<O, E, R> {
   readonly fallback: EntryRecord
   /** the effect, then the write of its value: its exit, never a failure (the lease is ended on failure) */
   readonly computed: Effect.Effect<Exit.Exit<O, E>, never, R>
+  /** end the lease (only the first call counts): for a computation that never started */
+  readonly end: Effect.Effect<void>
   /** the outcome of the effect's value, counted as the miss it is */
   readonly missed: (outcome: O) => Effect.Effect<O>
   /** the outcome of a stale entry standing in */
@@ -53,10 +56,15 @@ export interface Refreshes {
    */
   readonly foreground: <O, E, R>(refresh: Foreground<O, E, R>) => Effect.Effect<O, E, R>
   /**
-   * Refresh `plan`'s entry with `effect` in the background, unless a refresh of it is under way in this process or
-   * its key is in `graceBackoff`. The fiber forks into the layer's set with the caller's context (the effect's `R`).
+   * Refresh the entry of `record` with `effect` in the background, unless a refresh of it is under way in this
+   * process, another process holds its lock, or the record changed meanwhile. The fiber forks into the layer's set
+   * with the caller's context (the effect's `R`). Keys in `graceBackoff` are the caller's to skip.
    */
-  readonly background: <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) => Effect.Effect<void, never, R>
+  readonly background: <A, E, R>(
+    plan: Plan,
+    record: EntryRecord,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<void, never, R>
   /** whether the effect of `plan`'s key failed less than `graceBackoff` ago */
   readonly inBackoff: (plan: Plan, now: number) => boolean
   /**
@@ -76,10 +84,12 @@ export interface Dependencies {
   readonly store: (plan: Plan, lease: Lease, value: unknown) => Effect.Effect<void>
   /** the value of a stale entry, read when it is to stand in */
   readonly readStale: (plan: Plan, record: EntryRecord) => Effect.Effect<Hit, unknown>
+  /** whether the store still holds `record` for its key (`"same"`), another one (`"changed"`) or none (`"gone"`) */
+  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<"same" | "changed" | "gone">
 }
 
 /** @internal */
-export const make = ({ fence, locks, metrics, readStale, set, store }: Dependencies): Refreshes => {
+export const make = ({ fence, locks, metrics, readStale, set, store, unchanged }: Dependencies): Refreshes => {
   const running = new Set<string>()
   // key → until when (ms) it is not refreshed; pruned of past ones when it grows
   const backoff = new Map<string, number>()
@@ -107,41 +117,50 @@ export const make = ({ fence, locks, metrics, readStale, set, store }: Dependenc
       )
     })
 
-  const background: Refreshes["background"] = <A, E, R>(plan: Plan, effect: Effect.Effect<A, E, R>) =>
-    Effect.suspend(() => {
-      const key = keyOf(plan)
+  const background: Refreshes["background"] = <A, E, R>(
+    plan: Plan,
+    record: EntryRecord,
+    effect: Effect.Effect<A, E, R>
+  ) => {
+    const key = keyOf(plan)
+    const token = uniqueId()
+    // From taking the lease to handing it to the write nothing may interrupt but the effect (see `run` in cache.ts)
+    const refresh = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(
+          fence.fenced("refresh", "the entry is not refreshed", locks.acquire(plan, token, now), () => false),
+          (acquired) =>
+            // another process holds the lock: it refreshes the entry
+            !acquired ? Effect.void : Effect.flatMap(locks.hold(plan, token), (lease) =>
+              // between the lookup that found the record and the lock, another process may have refreshed it
+              Effect.flatMap(unchanged(plan, record), (found) =>
+                found !== "same" ? lease.end(false) : Metric.increment(metrics.refreshes).pipe(
+                  Effect.zipRight(Effect.exit(restore(effect))),
+                  Effect.flatMap((exit) => {
+                    if (Exit.isSuccess(exit)) return store(plan, lease, exit.value)
+                    return Effect.zipRight(
+                      lease.end(false),
+                      Cause.isInterruptedOnly(exit.cause)
+                        ? Effect.void
+                        : Effect.flatMap(
+                          Clock.currentTimeMillis,
+                          (now) => failed(plan, now, exit.cause, qualifies(plan, exit.cause))
+                        )
+                    )
+                  })
+                )))
+        ))
+    )
+    // the key is marked in the forked fiber itself, so that no interruption can come between marking and unmarking
+    const once = Effect.suspend(() => {
       if (running.has(key)) return Effect.void
       running.add(key)
-      const token = uniqueId()
-      // From taking the lease to handing it to the write nothing may interrupt but the effect (see `run` in cache.ts)
-      const refresh = Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.flatMap(
-            fence.fenced("refresh", "the entry is not refreshed", locks.acquire(plan, token, now), () => false),
-            (acquired) =>
-              // another process holds the lock: it refreshes the entry
-              !acquired ?
-                Effect.void :
-                Effect.flatMap(locks.hold(plan, token), (lease) =>
-                  Metric.increment(metrics.refreshes).pipe(
-                    Effect.zipRight(Effect.exit(restore(effect))),
-                    Effect.flatMap((exit) => {
-                      if (Exit.isSuccess(exit)) return store(plan, lease, exit.value)
-                      return Effect.zipRight(
-                        lease.end(false),
-                        Cause.isInterruptedOnly(exit.cause)
-                          ? Effect.void
-                          : Effect.flatMap(
-                            Clock.currentTimeMillis,
-                            (now) => failed(plan, now, exit.cause, qualifies(plan, exit.cause))
-                          )
-                      )
-                    })
-                  ))
-          )).pipe(Effect.ensuring(Effect.sync(() => running.delete(key))))
-      )
-      return Effect.asVoid(FiberSet.run(set, Effect.interruptible(refresh)))
+      return Effect.ensuring(refresh, Effect.sync(() => running.delete(key)))
     })
+    return Effect.suspend(() =>
+      running.has(key) ? Effect.void : Effect.asVoid(FiberSet.run(set, Effect.interruptible(once)))
+    )
+  }
 
   /** Whether a failure of the effect lets a stale entry stand in for its value (`failSafe`); never an interruption. */
   const qualifies = (plan: Plan, cause: Cause.Cause<unknown>): boolean => {
@@ -154,29 +173,42 @@ export const make = ({ fence, locks, metrics, readStale, set, store }: Dependenc
     }
   }
 
-  /** The stale entry's outcome; `undefined` when it no longer reads back, and cannot stand in. */
-  const standIn = <O>(plan: Plan, record: EntryRecord, stale: (hit: Hit) => O): Effect.Effect<O | undefined> =>
-    Effect.flatMap(Effect.either(readStale(plan, record)), (read) =>
-      Either.isLeft(read)
-        ? Effect.as(
-          Effect.logDebug("s3cache: the stale entry does not read back; it cannot stand in", read.left),
-          undefined
-        )
-        : Metric.increment(metrics.hits).pipe(
-          Effect.zipRight(Metric.increment(metrics.staleServed)),
-          Effect.as(stale({ ...read.right, stale: true }))
-        ))
+  /**
+   * The stale entry's outcome; `undefined` when it cannot stand in: past the call's grace by now, no longer the record
+   * the store holds (an invalidation removed it, a writer replaced it), or no longer reading back.
+   */
+  const standIn = <O>(plan: Plan, record: EntryRecord, stale: (hit: Hit) => O): Effect.Effect<O | undefined> => {
+    const cannot = (why: string, cause?: unknown) =>
+      Effect.as(
+        Effect.logDebug(`s3cache: the stale entry cannot stand in: ${why}`, ...(cause === undefined ? [] : [cause])),
+        undefined
+      )
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      now >= record.createdAt + record.ttlMs + plan.policy.graceMs
+        ? cannot("it is past its grace")
+        : Effect.flatMap(unchanged(plan, record), (held) =>
+          held !== "same"
+            ? cannot("the store no longer holds it (invalidated, or replaced)")
+            : Effect.flatMap(Effect.either(readStale(plan, record)), (read) =>
+              Either.isLeft(read)
+                ? cannot("it does not read back", read.left)
+                : Metric.increment(metrics.hits).pipe(
+                  Effect.zipRight(Metric.increment(metrics.staleServed)),
+                  Effect.as(stale({ ...read.right, stale: true }))
+                ))))
+  }
 
   const foreground: Refreshes["foreground"] = <O, E, R>(
-    { computed, fallback, missed, plan, restore, stale }: Foreground<O, E, R>
+    { computed, end, fallback, missed, plan, restore, stale }: Foreground<O, E, R>
   ): Effect.Effect<O, E, R> => {
-    const failedOver = (cause: Cause.Cause<E>): Effect.Effect<O, E> => {
+    /** the stale entry in place of a failure fail-safe covers; `count`: the failure is this call's to count */
+    const failedOver = (cause: Cause.Cause<E>, count: boolean): Effect.Effect<O, E> => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
       // a failure that fail-safe does not cover (a real "no") passes through, and the key does not rest
       const covered = qualifies(plan, cause)
       return Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.zipRight(
-          failed(plan, now, cause, covered),
+          count ? failed(plan, now, cause, covered) : Effect.void,
           covered
             ? Effect.flatMap(
               standIn(plan, fallback, stale),
@@ -185,33 +217,35 @@ export const make = ({ fence, locks, metrics, readStale, set, store }: Dependenc
             : Effect.failCause(cause)
         ))
     }
-    const settled = (exit: Exit.Exit<O, E>) => Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause)
     if (plan.policy.softTimeoutMs === 0) {
-      return Metric.increment(metrics.refreshes).pipe(Effect.zipRight(computed), Effect.flatMap(settled))
+      return Metric.increment(metrics.refreshes).pipe(
+        Effect.zipRight(computed),
+        Effect.flatMap((exit) => Exit.isSuccess(exit) ? missed(exit.value) : failedOver(exit.cause, true))
+      )
     }
-    // The computation outlives the wait: forked into the layer's set, it stores its value when it is done. A failure
-    // after the wait is the refresh's, counted as such.
-    let late = false
+    // The computation outlives the wait: forked into the layer's set (uninterruptible but for the effect), it stores
+    // its value when it is done, and counts its own failure, whether a caller still waits for it or not.
     const outlived = Effect.tap(computed, (exit) =>
-      late && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+      Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
         ? Effect.flatMap(Clock.currentTimeMillis, (now) => failed(plan, now, exit.cause, qualifies(plan, exit.cause)))
         : Effect.void)
+    const settled = (exit: Exit.Exit<Exit.Exit<O, E>>): Effect.Effect<O, E> => {
+      const result = Exit.flatten(exit)
+      // a computation interrupted before it began (the cache is closing) never ended its lease
+      return Exit.isSuccess(result) ? missed(result.value) : Effect.zipRight(end, failedOver(result.cause, false))
+    }
     return Metric.increment(metrics.refreshes).pipe(
-      Effect.zipRight(FiberSet.run(set, Effect.interruptible(outlived))),
+      Effect.zipRight(FiberSet.run(set, outlived)),
       Effect.flatMap((forked) => {
         const fiber = forked as Fiber.RuntimeFiber<Exit.Exit<O, E>>
         return restore(Effect.timeoutOption(fiber.await, Duration.millis(plan.policy.softTimeoutMs))).pipe(
           Effect.flatMap((exit) =>
-            Option.isSome(exit)
-              ? settled(Exit.flatten(exit.value))
-              : Effect.flatMap(standIn(plan, fallback, stale), (outcome) => {
-                if (outcome === undefined) {
-                  // nothing to stand in: wait for the effect after all
-                  return Effect.flatMap(restore(fiber.await), (exit) => settled(Exit.flatten(exit)))
-                }
-                late = true
-                return Effect.succeed(outcome)
-              })
+            Option.isSome(exit) ? settled(exit.value) : Effect.flatMap(
+              standIn(plan, fallback, stale),
+              // nothing to stand in: wait for the effect after all
+              (outcome) =>
+                outcome === undefined ? Effect.flatMap(restore(fiber.await), settled) : Effect.succeed(outcome)
+            )
           )
         )
       })
