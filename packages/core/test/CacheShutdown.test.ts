@@ -147,6 +147,36 @@ describe("closing the cache", () => {
       assert.strictEqual(releasesAtClose, 0, "no release is owed for a lock that lapsed long ago")
     }))
 
+  it.live("refreshes under way at shutdown (background, and foreground past a soft timeout) are interrupted", () =>
+    Effect.gen(function*() {
+      const stores = yield* sharedStores
+      const scope = yield* Scope.make()
+      const { cache } = yield* makeHarness({
+        stores,
+        cache: { grace: "1 hour", softTimeout: "10 millis", stampedeLockLease: "30 seconds" }
+      }).pipe(Scope.extend(scope))
+      let runs = 0
+      const effect = Effect.suspend(() => ++runs <= 2 ? Effect.succeed(runs) : Effect.never)
+      for (const key of ["background", "foreground"]) {
+        yield* cache.cached(effect, { key, ttl: "50 millis" })
+      }
+      yield* cache.flush
+      yield* Effect.sleep("100 millis")
+      assert.strictEqual(yield* cache.cached(effect, { key: "background", ttl: "50 millis" }), 1)
+      assert.strictEqual(
+        yield* cache.cached(effect, { key: "foreground", ttl: "50 millis", refresh: "foreground" }),
+        2,
+        "the stale value at the soft timeout"
+      )
+      yield* waitUntil(Effect.sync(() => runs === 4))
+      yield* noHang(Scope.close(scope, Exit.void), "closing")
+      // both locks are released: another process may refresh at once
+      for (const key of ["background", "foreground"]) {
+        const hash = yield* cache.hashKey(key)
+        assert.isTrue(yield* stores.metadata.acquireLock("default", hash, { token: "next", lockTtlMs: 1000 }), key)
+      }
+    }))
+
   it.live("writes abandoned at shutdown are counted, and their locks released", () =>
     Effect.gen(function*() {
       const stores = yield* sharedStores

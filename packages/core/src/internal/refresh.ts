@@ -151,12 +151,14 @@ export const make = ({ fence, locks, metrics, readStale, set, store, unchanged }
                 )))
         ))
     )
-    // the key is marked in the forked fiber itself, so that no interruption can come between marking and unmarking
-    const once = Effect.suspend(() => {
-      if (running.has(key)) return Effect.void
-      running.add(key)
-      return Effect.ensuring(refresh, Effect.sync(() => running.delete(key)))
-    })
+    // the key is marked in the forked fiber itself, where no interruption can come between marking and unmarking
+    const once = Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (running.has(key)) return Effect.void
+        running.add(key)
+        return Effect.ensuring(restore(refresh), Effect.sync(() => running.delete(key)))
+      })
+    )
     return Effect.suspend(() =>
       running.has(key) ? Effect.void : Effect.asVoid(FiberSet.run(set, Effect.interruptible(once)))
     )
