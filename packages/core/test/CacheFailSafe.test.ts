@@ -10,9 +10,11 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import type { EntryRecord } from "../src/MetadataStore.js"
 import { makeHarness, waitUntil } from "./utils/harness.js"
+import { commitHeld } from "./utils/MetadataStoreSuite.js"
 
 const quiet = Logger.withMinimumLogLevel(LogLevel.None)
 
@@ -197,6 +199,41 @@ describe("grace: refresh in the foreground", () => {
       assert.strictEqual(stats.refreshFailures, 2)
       assert.strictEqual(stats.staleServed, 2)
       assert.strictEqual(stats.refreshes, 3)
+    }).pipe(quiet))
+
+  it.scoped("a record another process writes between the lookup and the lock is read, not computed again", () =>
+    Effect.gen(function*() {
+      let raced = false
+      const { cache } = yield* makeHarness({
+        cache: { grace: "1 minute", refresh: "foreground" },
+        metadata: (store) => ({
+          // the first lock taken finds that another writer has just committed the entry anew and let its lock go
+          acquireLock: (namespace, hash, options) =>
+            Effect.gen(function*() {
+              if (!raced) {
+                raced = true
+                const [found] = yield* store.getMany(namespace, [hash])
+                const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+                yield* commitHeld(store, { ...Option.getOrThrow(found!), createdAt: now }, 100)
+              }
+              return yield* store.acquireLock(namespace, hash, options)
+            })
+        })
+      })
+      const source = versions()
+      const options = { key: "k", ttl: "10 seconds" } as const
+      yield* cache.cached(source.effect, options)
+      yield* cache.flush
+      yield* TestClock.adjust("11 seconds")
+      assert.strictEqual(yield* cache.cached(source.effect, options), "version 1", "the other writer's record")
+      assert.strictEqual(source.runs, 1, "not computed again")
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.refreshes, 0)
+      assert.strictEqual(stats.staleServed, 0, "a fresh record")
+      yield* cache.flush
+      // and the lock was let go: the next refresh can take it
+      yield* TestClock.adjust("11 seconds")
+      assert.strictEqual(yield* cache.cached(source.effect, options), "version 2")
     }).pipe(quiet))
 
   it.scoped("failSafe decides which failures qualify: a predicate, or false for none", () =>

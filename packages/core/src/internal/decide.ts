@@ -95,6 +95,13 @@ export interface ReadStart {
   readonly generation: number
 }
 
+/**
+ * What the store holds for a key, compared with a record read before.
+ *
+ * @internal
+ */
+export type Found = "same" | "gone" | "unknown" | { readonly changed: EntryRecord }
+
 /** @internal */
 export interface Decisions {
   /**
@@ -116,10 +123,10 @@ export interface Decisions {
   /** the value of a stale entry kept as a fallback (`Run`'s), read when it is needed */
   readonly readStale: (plan: Plan, record: EntryRecord) => Effect.Effect<Hit, BlobStoreError | SerializationError>
   /**
-   * Whether the store still holds `record` for its key (`"same"`: the same write), another record (`"changed"`) or
-   * none (`"gone"`). A store that does not answer proves nothing: `"changed"`, so nothing is taken for granted.
+   * Whether the store still holds `record` for its key (`"same"`: the same write), another record (`changed`), or
+   * none (`"gone"`); `"unknown"` when the store does not answer.
    */
-  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<"same" | "changed" | "gone">
+  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<Found>
 }
 
 /** @internal */
@@ -268,24 +275,29 @@ export const make = (
     }
 
     // The lock taken over a record judged past its TTL: between the lookup and the lock, another process may have
-    // written the entry anew and released its lock. A record written meanwhile is looked up again (the lock is let go);
-    // the record judged, or none, is the effect's to replace (`fallback`: the stale record, while it is still there).
+    // written the entry anew and released its lock. A fresh record written meanwhile is read (the lock is let go);
+    // otherwise the effect runs to replace what is there (`fallback`: the stale record, to stand in if it is still
+    // there then).
     const locked = (
       record: EntryRecord,
       retries: number,
       again: Effect.Effect<Decision, unknown>,
       fallback: EntryRecord | undefined
     ): Effect.Effect<Decision, unknown> =>
-      Effect.flatMap(unchanged(plan, record), (found) => {
-        if (found === "changed" && retries > 0) {
-          return Effect.zipRight(Effect.flatMap(locks.hold(plan, token), (lease) => lease.end(false)), again)
-        }
-        return Effect.succeed<Decision>({
-          _tag: "Run",
-          token,
-          ...(found === "same" && fallback !== undefined ? { fallback } : {})
-        })
-      })
+      Effect.flatMap(unchanged(plan, record), (found) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (typeof found === "object" && now < found.changed.createdAt + found.changed.ttlMs) {
+            return Effect.zipRight(
+              Effect.flatMap(locks.hold(plan, token), (lease) => lease.end(false)),
+              readHit(found.changed, retries, again, false, false)
+            )
+          }
+          return Effect.succeed<Decision>({
+            _tag: "Run",
+            token,
+            ...(fallback !== undefined && (found === "same" || found === "unknown") ? { fallback } : {})
+          })
+        }))
 
     const notItsKey = (
       record: EntryRecord,
@@ -413,18 +425,18 @@ export const make = (
 
   const unchanged: Decisions["unchanged"] = (plan, record) =>
     withMetadataDeadline("getMany", metadata.getMany(plan.namespace, [plan.hash])).pipe(
-      Effect.map(([found]) => {
-        if (found === undefined || Option.isNone(found)) return "gone" as const
+      Effect.map(([found]): Found => {
+        if (found === undefined || Option.isNone(found)) return "gone"
         const now = found.value
         return now.createdAt === record.createdAt && now.objectKey === record.objectKey &&
             now.checksum === record.checksum
-          ? "same" as const
-          : "changed" as const
+          ? "same"
+          : { changed: now }
       }),
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
           ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.as(Effect.logDebug("s3cache: could not read the entry's record again", cause), "changed" as const)
+          : Effect.as(Effect.logDebug("s3cache: could not read the entry's record again", cause), "unknown" as const)
       )
     )
 

@@ -18,7 +18,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as CacheMetrics from "../CacheMetrics.js"
 import type { EntryRecord } from "../MetadataStore.js"
-import type { Hit } from "./decide.js"
+import type { Found, Hit } from "./decide.js"
 import { Either } from "./effect3.js"
 import type { Fence } from "./fence.js"
 import type { Lease, Locks } from "./locks.js"
@@ -84,8 +84,8 @@ export interface Dependencies {
   readonly store: (plan: Plan, lease: Lease, value: unknown) => Effect.Effect<void>
   /** the value of a stale entry, read when it is to stand in */
   readonly readStale: (plan: Plan, record: EntryRecord) => Effect.Effect<Hit, unknown>
-  /** whether the store still holds `record` for its key (`"same"`), another one (`"changed"`) or none (`"gone"`) */
-  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<"same" | "changed" | "gone">
+  /** whether the store still holds `record` for its key (`"same"`), another one, none, or does not say */
+  readonly unchanged: (plan: Plan, record: EntryRecord) => Effect.Effect<Found>
 }
 
 /** @internal */
