@@ -32,6 +32,7 @@ import * as BlobStore from "./BlobStore.js"
 import * as CacheBus from "./CacheBus.js"
 import * as CacheConfig from "./CacheConfig.js"
 import { type BlobStoreError, type CacheError, CacheInputError } from "./CacheError.js"
+import type * as CacheFailSafe from "./CacheFailSafe.js"
 import type * as CacheKey from "./CacheKey.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import * as internal from "./internal/cache.js"
@@ -54,7 +55,7 @@ export type KeyShorthand = Exclude<CacheKey.CacheKey, { readonly [field: string]
  * @since 0.1.0
  * @category models
  */
-export interface CachedOptions extends CacheConfig.FailSafeOptions {
+export interface CachedOptions extends CacheFailSafe.Options {
   /** a string (whitespace-normalized outside quoted literals) or a structured value (stable encoding); `CacheKey` */
   readonly key: CacheKey.CacheKey
   /** default: the cache's `namespace` option */
@@ -75,7 +76,7 @@ export interface CachedOptions extends CacheConfig.FailSafeOptions {
  * @since 0.1.0
  * @category models
  */
-export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> extends CacheConfig.FailSafeOptions {
+export interface CachedSchemaOptions<S extends Schema.Schema.AnyNoContext> extends CacheFailSafe.Options {
   readonly key: CacheKey.CacheKey
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
@@ -220,7 +221,7 @@ export const cached: {
  * @since 0.1.0
  * @category models
  */
-export interface WrapOptions extends CacheConfig.FailSafeOptions {
+export interface WrapOptions extends CacheFailSafe.Options {
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
   readonly format?: Format | undefined

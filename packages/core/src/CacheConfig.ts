@@ -8,9 +8,11 @@ import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CacheInputError } from "./CacheError.js"
+import type { CacheInputError } from "./CacheError.js"
+import * as CacheFailSafe from "./CacheFailSafe.js"
 import * as CacheKey from "./CacheKey.js"
 import { ConfigError, Either } from "./internal/effect3.js"
+import * as validate from "./internal/validate.js"
 import type { Compression, Format } from "./Serializer.js"
 import { compressions } from "./Serializer.js"
 
@@ -18,7 +20,7 @@ import { compressions } from "./Serializer.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options extends FailSafeOptions {
+export interface Options extends CacheFailSafe.Options {
   /** names this cache in metrics (`cache` attribute) and logs; default `"default"` */
   readonly name?: string | undefined
   /** the namespace of calls that name none; default `"default"` */
@@ -93,52 +95,12 @@ export interface Options extends FailSafeOptions {
 }
 
 /**
- * What a call does when its entry is old or its effect fails or is slow. Each is a layer option (the default of every
- * call) and an option of one call. See the README's "When the source or the stores fail".
- *
- * @since 0.3.0
- * @category models
- */
-export interface FailSafeOptions {
-  /**
-   * How long an entry is kept after its `ttl`, stale: a call that finds it returns it at once and refreshes it
-   * (`refresh`), and it stands in for the effect's value when the effect fails (`failSafe`) or is slow
-   * (`softTimeout`). Default 0: nothing past its TTL is ever served.
-   */
-  readonly grace?: Duration.DurationInput | undefined
-  /**
-   * With a stale entry: `"background"` returns it at once and runs the effect in the background (one refresh per key
-   * across processes), the new value replacing it when the effect succeeds; `"foreground"` runs the effect now and
-   * returns its value, or the stale one if it fails (`failSafe`) or is slow (`softTimeout`). Default `"background"`.
-   */
-  readonly refresh?: "background" | "foreground" | undefined
-  /**
-   * Which failures of the effect (its typed error, or a defect) let a stale entry stand in for its value: a predicate
-   * of the error, `true` for all, `false` for none. Default true.
-   */
-  readonly failSafe?: boolean | ((error: unknown) => boolean) | undefined
-  /** after the effect failed, how long calls get the stale entry without running it again; default 5 s */
-  readonly graceBackoff?: Duration.DurationInput | undefined
-  /**
-   * With a stale entry and `refresh: "foreground"`: how long to wait for the effect before returning the stale entry;
-   * the effect finishes in the background and its value is stored. Default 0 (off). A hard limit on the effect is the
-   * caller's `Effect.timeout`.
-   */
-  readonly softTimeout?: Duration.DurationInput | undefined
-  /**
-   * A fraction of the TTL (between 0 and 1): a hit on an entry older than that refreshes it in the background, so a
-   * key read often never goes cold. Default 0 (off).
-   */
-  readonly refreshAhead?: number | undefined
-}
-
-/**
  * Options after defaults and validation.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Resolved {
+export interface Resolved extends CacheFailSafe.Resolved {
   readonly name: string
   readonly namespace: string
   readonly defaultTtl: Duration.Duration
@@ -163,12 +125,6 @@ export interface Resolved {
   readonly keyVersion: string
   readonly circuitBreakerFailures: number
   readonly circuitBreakerCooldown: Duration.Duration
-  readonly grace: Duration.Duration
-  readonly refresh: "background" | "foreground"
-  readonly failSafe: boolean | ((error: unknown) => boolean)
-  readonly graceBackoff: Duration.Duration
-  readonly softTimeout: Duration.Duration
-  readonly refreshAhead: number
 }
 
 /**
@@ -200,16 +156,10 @@ export const defaults: Resolved = {
   keyVersion: CacheKey.defaultVersion,
   circuitBreakerFailures: 5,
   circuitBreakerCooldown: Duration.seconds(10),
-  grace: Duration.zero,
-  refresh: "background",
-  failSafe: true,
-  graceBackoff: Duration.seconds(5),
-  softTimeout: Duration.zero,
-  refreshAhead: 0
+  ...CacheFailSafe.defaults
 }
 
-const invalid = (method: string, description: string) =>
-  new CacheInputError({ reason: "InvalidOption", method, description })
+const { invalid, nonNegativeInteger, positiveInteger } = validate
 
 /**
  * A positive, finite duration, or a typed error naming the option.
@@ -217,24 +167,12 @@ const invalid = (method: string, description: string) =>
  * @since 0.1.0
  * @category validation
  */
-export const positiveDuration = (
+export const positiveDuration: (
   input: Duration.DurationInput,
   option: string,
   method: string,
-  reason: "InvalidOption" | "InvalidTtl" = "InvalidOption"
-): Either.Either<Duration.Duration, CacheInputError> => {
-  const duration = Option.getOrUndefined(Duration.decodeUnknown(input))
-  return duration !== undefined && Duration.isFinite(duration) && Duration.toMillis(duration) >= 1
-    ? Either.right(duration)
-    : Either.left(
-      new CacheInputError({
-        reason,
-        method,
-        description: `${option} must be a finite duration of at least 1 millisecond (got ${String(input)}); ` +
-          "pass e.g. \"10 minutes\", Duration.seconds(30) or a number of milliseconds"
-      })
-    )
-}
+  reason?: "InvalidOption" | "InvalidTtl"
+) => Either.Either<Duration.Duration, CacheInputError> = validate.positiveDuration
 
 /**
  * A finite duration of zero or more, or a typed error naming the option. Effect's `Duration` turns a negative or NaN
@@ -243,37 +181,11 @@ export const positiveDuration = (
  * @since 0.1.0
  * @category validation
  */
-export const nonNegativeDuration = (
+export const nonNegativeDuration: (
   input: Duration.DurationInput,
   option: string,
   method: string
-): Either.Either<Duration.Duration, CacheInputError> => {
-  const negative = (typeof input === "number" && !(input >= 0)) ||
-    (typeof input === "bigint" && input < BigInt(0)) ||
-    (typeof input === "string" && /^\s*(-|nan|NaN)/.test(input)) ||
-    (Array.isArray(input) && input.some((part: unknown) => !(typeof part === "number" && part >= 0)))
-  const duration = negative ? undefined : Option.getOrUndefined(Duration.decodeUnknown(input))
-  return duration !== undefined && Duration.isFinite(duration)
-    ? Either.right(duration)
-    : Either.left(
-      new CacheInputError({
-        reason: "InvalidOption",
-        method,
-        description: `${option} must be a finite duration of zero or more (got ${String(input)}); ` +
-          "pass e.g. \"1 hour\", Duration.minutes(30) or a number of milliseconds"
-      })
-    )
-}
-
-const positiveInteger = (value: number, option: string, method: string) =>
-  Number.isSafeInteger(value) && value > 0
-    ? Either.right(value)
-    : Either.left(invalid(method, `${option} must be a positive integer (got ${String(value)})`))
-
-const nonNegativeInteger = (value: number, option: string, method: string) =>
-  Number.isSafeInteger(value) && value >= 0
-    ? Either.right(value)
-    : Either.left(invalid(method, `${option} must be an integer of 0 or more (got ${String(value)})`))
+) => Either.Either<Duration.Duration, CacheInputError> = validate.nonNegativeDuration
 
 /**
  * Apply defaults and validate. Errors say which option is wrong and what it takes.
@@ -357,50 +269,7 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
         method
       ),
       circuitBreakerCooldown: yield* duration("circuitBreakerCooldown"),
-      ...(yield* resolveFailSafe(options, defaults, method))
-    }
-  })
-
-/**
- * The fail-safe options of a layer or of one call, over `base` (the defaults, or the layer's): each given one checked.
- *
- * @since 0.3.0
- * @category validation
- */
-export const resolveFailSafe = (
-  options: FailSafeOptions,
-  base: Pick<Resolved, keyof FailSafeOptions>,
-  method: string
-): Either.Either<Pick<Resolved, keyof FailSafeOptions>, CacheInputError> =>
-  Either.gen(function*() {
-    const { failSafe, refresh, refreshAhead } = options
-    if (refresh !== undefined && refresh !== "background" && refresh !== "foreground") {
-      return yield* Either.left(
-        invalid(method, `refresh must be "background" or "foreground" (got ${JSON.stringify(refresh)})`)
-      )
-    }
-    if (failSafe !== undefined && typeof failSafe !== "boolean" && typeof failSafe !== "function") {
-      return yield* Either.left(
-        invalid(method, "failSafe must be true, false or a predicate of the effect's error")
-      )
-    }
-    if (refreshAhead !== undefined && !(typeof refreshAhead === "number" && refreshAhead >= 0 && refreshAhead < 1)) {
-      return yield* Either.left(invalid(
-        method,
-        `refreshAhead must be a fraction of the TTL, at least 0 and below 1 (got ${String(refreshAhead)}); 0 is off`
-      ))
-    }
-    const optional = (option: "grace" | "graceBackoff" | "softTimeout") => {
-      const input = options[option]
-      return input === undefined ? Either.right(base[option]) : nonNegativeDuration(input, option, method)
-    }
-    return {
-      grace: yield* optional("grace"),
-      refresh: refresh ?? base.refresh,
-      failSafe: failSafe ?? base.failSafe,
-      graceBackoff: yield* optional("graceBackoff"),
-      softTimeout: yield* optional("softTimeout"),
-      refreshAhead: refreshAhead ?? base.refreshAhead
+      ...(yield* CacheFailSafe.resolve(options, defaults, method))
     }
   })
 

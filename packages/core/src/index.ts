@@ -21,6 +21,13 @@ export * as CacheConfig from "./CacheConfig.js"
 export * as CacheError from "./CacheError.js"
 
 /**
+ * The fail-safe options: grace, refresh, failSafe, graceBackoff, softTimeout, refreshAhead.
+ *
+ * @since 0.3.0
+ */
+export * as CacheFailSafe from "./CacheFailSafe.js"
+
+/**
  * @since 0.1.0
  */
 export * as CacheKey from "./CacheKey.js"

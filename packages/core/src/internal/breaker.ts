@@ -32,7 +32,6 @@ export interface Breaker {
   readonly abandoned: () => void
   /** whether calls go to the store without asking (the common case, checked by the hit path) */
   readonly closed: () => boolean
-  readonly state: (now: number) => State
   /** how long until the next probe, ms (0 when not open) */
   readonly retryInMs: (now: number) => number
 }
@@ -57,7 +56,6 @@ export const make = (config: CacheConfig.Resolved, onChange: (state: State) => v
     last = state
     onChange(state)
   }
-  const state = (now: number): State => openUntil === 0 ? "closed" : now < openUntil ? "open" : "half-open"
   return {
     admit: (now) => {
       if (openUntil === 0) return "call"
@@ -90,7 +88,6 @@ export const make = (config: CacheConfig.Resolved, onChange: (state: State) => v
       probing = false
     },
     closed: () => openUntil === 0,
-    state,
     retryInMs: (now) => openUntil === 0 ? 0 : Math.max(0, openUntil - now)
   }
 }

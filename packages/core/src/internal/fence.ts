@@ -59,11 +59,6 @@ export const make = (
   metrics: CacheMetrics.Instruments,
   stores: { readonly metadata: MetadataStore["Type"]; readonly blobs: BlobStore["Type"] }
 ): Fence => {
-  // Deadlines are enforced here, whatever the store does: a store call that ignores interruption must not hold the
-  // caller past its deadline. A store that honours the deadline (`StoreDeadline`) gets it and runs in the caller's
-  // fiber. Any other costs one fiber (the store call) and one timer on the live clock: the caller waits for whichever
-  // comes first and leaves the call to finish, interrupted, in the background. Under another clock (TestClock) the
-  // timer must be the clock's: the same fiber is joined under Effect's own timeout.
   const breakers = {
     metadata: Breaker.make(config, (state) => metrics.metadataBreaker.unsafeUpdate(Breaker.gaugeValue[state], [])),
     blob: Breaker.make(config, (state) => metrics.blobBreaker.unsafeUpdate(Breaker.gaugeValue[state], []))
@@ -115,6 +110,11 @@ export const make = (
       })
     )
 
+  // Deadlines are enforced here, whatever the store does: a store call that ignores interruption must not hold the
+  // caller past its deadline. A store that honours the deadline (`StoreDeadline`) gets it and runs in the caller's
+  // fiber. Any other costs one fiber (the store call) and one timer on the live clock: the caller waits for whichever
+  // comes first and leaves the call to finish, interrupted, in the background. Under another clock (TestClock) the
+  // timer must be the clock's: the same fiber is joined under Effect's own timeout.
   const deadline = <A, E>(
     effect: Effect.Effect<A, E>,
     clock: Clock.Clock,

@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import * as CacheConfig from "../CacheConfig.js"
 import { CacheInputError } from "../CacheError.js"
+import * as CacheFailSafe from "../CacheFailSafe.js"
 import * as CacheKey from "../CacheKey.js"
 import type { Format } from "../Serializer.js"
 import { Either } from "./effect3.js"
@@ -44,7 +45,7 @@ export interface Policy {
   readonly refreshAt: number
 }
 
-const policyOf = (options: Pick<CacheConfig.Resolved, keyof CacheConfig.FailSafeOptions>): Policy => ({
+const policyOf = (options: CacheFailSafe.Resolved): Policy => ({
   graceMs: Duration.toMillis(options.grace),
   refresh: options.refresh,
   failSafe: typeof options.failSafe === "function"
@@ -78,7 +79,7 @@ export const refreshPoint = (plan: Plan, createdAt: number, ttlMs: number): numb
   createdAt + ttlMs * plan.policy.refreshAt
 
 /** The options of one call, as the service method takes them. @internal */
-export interface CallOptions extends CacheConfig.FailSafeOptions {
+export interface CallOptions extends CacheFailSafe.Options {
   readonly key: unknown
   readonly namespace?: string | undefined
   readonly ttl?: Duration.DurationInput | undefined
@@ -158,7 +159,7 @@ export const make = (
     if (Either.isLeft(l1Ttl)) return Either.left(l1Ttl.left)
     let policy = layerPolicy(config)
     if (failSafeOptions.some((option) => (options as unknown as Record<string, unknown>)[option] !== undefined)) {
-      const resolved = CacheConfig.resolveFailSafe(options, config, method)
+      const resolved = CacheFailSafe.resolve(options, config, method)
       if (Either.isLeft(resolved)) return Either.left(resolved.left)
       policy = policyOf(resolved.right)
     }
