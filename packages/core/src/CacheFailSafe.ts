@@ -36,7 +36,10 @@ export interface Options {
    * of the error, `true` for all, `false` for none. Default true.
    */
   readonly failSafe?: boolean | ((error: unknown) => boolean) | undefined
-  /** after the effect failed, how long calls get the stale entry without running it again; default 5 s */
+  /**
+   * after a failure of the effect that `failSafe` covers, how long calls get the stale entry without running the
+   * effect again; default 5 s
+   */
   readonly graceBackoff?: Duration.DurationInput | undefined
   /**
    * With a stale entry and `refresh: "foreground"`: how long to wait for the effect before returning the stale entry;
