@@ -160,6 +160,10 @@ const connect = (options: Options) =>
     if ([options.url, options.nodes, options.client].filter((_) => _ !== undefined).length > 1) {
       return yield* invalid("give one of url, nodes or client")
     }
+    if (options.url !== undefined) {
+      const problem = client.checkUrl(options.url)
+      if (problem !== undefined) return yield* invalid(problem)
+    }
     const commandTimeout = yield* CacheConfig.positiveDuration(
       options.commandTimeout ?? "250 millis",
       "commandTimeout",
@@ -174,6 +178,7 @@ const connect = (options: Options) =>
       ? connectTimeout
       : Option.getOrElse(Duration.decodeUnknown(options.awaitReady), () => connectTimeout)
 
+    let refused: string | undefined
     const redis = options.client !== undefined ? options.client : yield* Effect.acquireRelease(
       Effect.sync(() => {
         const owned = client.create({
@@ -187,8 +192,14 @@ const connect = (options: Options) =>
           clusterOptions: options.clusterOptions
         })
         // without a listener, a connection error is an unhandled 'error' event and kills the process; the commands
-        // that fail meanwhile are reported by the cache
-        owned.on("error", () => {})
+        // that fail meanwhile are reported by the cache. A database the server does not have is refused on every
+        // connection, after which ioredis would send every command to database 0: the client is closed instead.
+        owned.on("error", (error: Error) => {
+          if (client.isDatabaseRefusal(error)) {
+            refused = error.message
+            owned.disconnect()
+          }
+        })
         owned.connect().catch(() => {})
         return owned
       }),
@@ -199,7 +210,14 @@ const connect = (options: Options) =>
           Effect.ensuring(Effect.sync(() => owned.disconnect()))
         )
     )
-    yield* waitUntilReady(redis, awaitReady)
+    yield* waitUntilReady(redis, awaitReady, () => refused !== undefined)
+    if (refused !== undefined) {
+      return yield* invalid(
+        `Redis refused the database of the url (${refused}): the server has fewer databases (its \`databases\` ` +
+          "setting, 16 by default; a Cluster has only 0). Fix the /<db> at the end of the url (S3CACHE_REDIS_URL); " +
+          "nothing was sent to another database"
+      )
+    }
     return {
       commandTimeoutMs: Duration.toMillis(commandTimeout),
       keyPrefix,
@@ -213,17 +231,22 @@ const connect = (options: Options) =>
     }
   })
 
-const waitUntilReady = (redis: client.Client, budget: Duration.Duration) =>
+/** Wait for the client to be ready, at most `budget`; `closed`: it was closed on purpose (then no wait, no warning). */
+const waitUntilReady = (redis: client.Client, budget: Duration.Duration, closed: () => boolean) =>
   Effect.async<void>((resume) => {
-    if (redis.status === "ready") return resume(Effect.void)
+    if (redis.status === "ready" || closed()) return resume(Effect.void)
     const onReady = () => resume(Effect.void)
     redis.once("ready", onReady)
-    return Effect.sync(() => redis.off("ready", onReady))
+    redis.once("end", onReady)
+    return Effect.sync(() => {
+      redis.off("ready", onReady)
+      redis.off("end", onReady)
+    })
   }).pipe(
     Effect.timeoutOption(budget),
     Effect.flatMap(Option.match({
       onNone: () =>
-        Effect.logWarning(
+        closed() ? Effect.void : Effect.logWarning(
           `s3cache: Redis did not answer within ${Duration.format(budget)}; the cache runs uncached until it does`
         ),
       onSome: () => Effect.void

@@ -293,6 +293,49 @@ describe("RedisMetadataStore", () => {
       assert.include(both.message, "one of url, nodes or client")
     }))
 
+  it.scoped("a url that is not a Redis URL is refused with what it should look like, before anything connects", () =>
+    Effect.gen(function*() {
+      const port = new URL(server().url).port
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["not-a-url", "is not a URL"],
+        [`http://127.0.0.1:${port}`, "has the scheme http"],
+        [`127.0.0.1:${port}`, "is not a URL"],
+        [`redis://127.0.0.1:${port}/zero`, "it must be a number"],
+        [`redis://:secret@127.0.0.1:${port}/x`, "it must be a number"]
+      ]
+      for (const [url, problem] of cases) {
+        const error = yield* Effect.flip(RedisMetadataStore.make({ url }))
+        assert.strictEqual(error.reason, "InvalidOption", url)
+        assert.include(error.message, problem, url)
+        assert.include(error.message, "redis://[user:password@]host[:port][/db]", url)
+        assert.notInclude(error.message, "secret", "the password is not repeated")
+      }
+      const fromEnv = yield* Effect.flip(
+        Effect.flatMap(RedisMetadataStore.config, RedisMetadataStore.make).pipe(
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(new Map([["S3CACHE_REDIS_URL", "not-a-url"]]), { pathDelim: "_" })
+          )
+        )
+      )
+      assert.include(fromEnv.message, "S3CACHE_REDIS_URL")
+    }))
+
+  it.scoped("a database the server does not have is refused; nothing is written to database 0 instead", () =>
+    Effect.gen(function*() {
+      const client = yield* raw
+      const before = yield* Effect.promise(() => client.dbsize())
+      const url = server().url.replace(/\/0$/, "/99")
+      const error = yield* Effect.flip(RedisMetadataStore.make({ url }))
+      assert.strictEqual(error.reason, "InvalidOption")
+      assert.include(error.message, "DB index is out of range")
+      assert.include(error.message, "Fix the /<db> at the end of the url (S3CACHE_REDIS_URL)")
+      assert.strictEqual(yield* Effect.promise(() => client.dbsize()), before, "database 0 untouched")
+      // a database the server has is fine
+      const fine = yield* RedisMetadataStore.make({ url: server().url.replace(/\/0$/, "/15") })
+      assert.deepStrictEqual(yield* fine.lookup("db15", "a".repeat(64), lockOf("t")), { _tag: "Acquired" })
+      assert.strictEqual(yield* Effect.promise(() => client.dbsize()), before, "the lock went to database 15")
+    }))
+
   it.scoped("clearing a namespace goes in steps and leaves no key behind, not even the lock SET of earlier versions", () =>
     Effect.gen(function*() {
       const store = yield* RedisMetadataStore.make({ url: server().url, removeBatchSize: 7 })

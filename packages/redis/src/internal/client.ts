@@ -29,8 +29,8 @@ interface Commands {
   readonly status: string
   /** `true` on a `Cluster`, `false` on a `Redis`: set by both majors, and unlike `instanceof` it holds across majors */
   readonly isCluster: boolean
-  once(event: "ready", listener: () => void): unknown
-  off(event: "ready", listener: () => void): unknown
+  once(event: "ready" | "end", listener: () => void): unknown
+  off(event: "ready" | "end", listener: () => void): unknown
   defineCommand(name: string, definition: { lua: string }): void
   sadd(key: string, member: string): Promise<unknown>
   srem(key: string, member: string): Promise<unknown>
@@ -194,6 +194,49 @@ export const create = (options: ConnectionOptions): Owned => {
     ? new Redis(options.url, defined(boundedOptions(options)))
     : new Redis(defined(boundedOptions(options)))
 }
+
+/**
+ * What is wrong with a Redis URL, or `undefined`: ioredis takes almost any string (`not-a-url` as a host name,
+ * `http://127.0.0.1:6379` as the host `http`) and fails later with a connection error that does not say why.
+ *
+ * @internal
+ */
+export const checkUrl = (url: string): string | undefined => {
+  const expected = "expected redis://[user:password@]host[:port][/db] or rediss://… for TLS (url, S3CACHE_REDIS_URL)"
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `url ${JSON.stringify(url.slice(0, 80))} is not a URL: ${expected}`
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return `url ${JSON.stringify(redactUrl(parsed))} has the scheme ${parsed.protocol.slice(0, -1)}: ${expected}`
+  }
+  if (parsed.hostname === "") return `url ${JSON.stringify(redactUrl(parsed))} names no host: ${expected}`
+  const db = parsed.pathname.replace(/^\//, "")
+  if (db !== "" && !/^\d{1,9}$/.test(db)) {
+    return `the database of url ${JSON.stringify(redactUrl(parsed))} is ${JSON.stringify(db)}: it must be a number ` +
+      `(0 to the server's \`databases\` - 1); ${expected}`
+  }
+  return undefined
+}
+
+/** The URL without its password, for messages. */
+const redactUrl = (url: URL): string => {
+  if (url.password === "") return url.href
+  const copy = new URL(url.href)
+  copy.password = "***"
+  return copy.href
+}
+
+/**
+ * Is this connection error the server refusing the URL's database (`SELECT n` out of range)? ioredis then goes on,
+ * and sends every command to database 0.
+ *
+ * @internal
+ */
+export const isDatabaseRefusal = (error: unknown): boolean =>
+  error instanceof Error && /DB index is out of range|invalid DB index/i.test(error.message)
 
 /** Where the client talks to, for spans and messages. */
 export const describeServer = (client: Client): string => {
