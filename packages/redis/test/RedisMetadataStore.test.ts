@@ -301,7 +301,8 @@ describe("RedisMetadataStore", () => {
         [`http://127.0.0.1:${port}`, "has the scheme http"],
         [`127.0.0.1:${port}`, "is not a URL"],
         [`redis://127.0.0.1:${port}/zero`, "it must be a number"],
-        [`redis://:secret@127.0.0.1:${port}/x`, "it must be a number"]
+        [`redis://:secret@127.0.0.1:${port}/x`, "it must be a number"],
+        [`redis//:secret@127.0.0.1:${port}`, "is not a URL"]
       ]
       for (const [url, problem] of cases) {
         const error = yield* Effect.flip(RedisMetadataStore.make({ url }))

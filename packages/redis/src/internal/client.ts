@@ -207,7 +207,9 @@ export const checkUrl = (url: string): string | undefined => {
   try {
     parsed = new URL(url)
   } catch {
-    return `url ${JSON.stringify(url.slice(0, 80))} is not a URL: ${expected}`
+    // what does not parse is not shown when it may hold a password
+    const shown = url.includes("@") ? "(not shown: it may hold a password)" : JSON.stringify(url.slice(0, 80))
+    return `url ${shown} is not a URL: ${expected}`
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
     return `url ${JSON.stringify(redactUrl(parsed))} has the scheme ${parsed.protocol.slice(0, -1)}: ${expected}`
