@@ -3,14 +3,13 @@
  * no deadline) for `circuitBreakerCooldown`; then one call probes it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as TestClock from "effect/TestClock"
 import { BlobStoreError, MetadataStoreError } from "../src/CacheError.js"
-import { counted, makeHarness, waitUntil } from "./utils/harness.js"
+import { counted, makeHarness, pastDeadline, waitUntil } from "./utils/harness.js"
 
 const quiet = Logger.withMinimumLogLevel(LogLevel.None)
 
@@ -22,14 +21,6 @@ const counting = <A, E>(count: () => void, effect: () => Effect.Effect<A, E>) =>
   Effect.suspend(() => {
     count()
     return effect()
-  })
-
-/** Start a call, let the TestClock pass `by`, and return the call's value. */
-const pastDeadline = <A, E>(call: Effect.Effect<A, E>, by: Duration.DurationInput) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(call)
-    yield* TestClock.adjust(by)
-    return yield* Fiber.join(fiber)
   })
 
 describe("circuit breaker: the metadata store", () => {

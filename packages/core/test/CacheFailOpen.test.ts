@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -16,21 +15,13 @@ import * as BlobStore from "../src/BlobStore.js"
 import { BlobStoreError, MetadataStoreError } from "../src/CacheError.js"
 import * as MetadataStore from "../src/MetadataStore.js"
 import * as Serializer from "../src/Serializer.js"
-import { counted, makeHarness, waitUntil } from "./utils/harness.js"
+import { counted, makeHarness, pastDeadline, waitUntil } from "./utils/harness.js"
 import { commitHeld } from "./utils/MetadataStoreSuite.js"
 
 const unavailable = (method: string) =>
   Effect.fail(new MetadataStoreError({ reason: "Unavailable", method, description: "injected" }))
 const blobUnavailable = (method: string) =>
   Effect.fail(new BlobStoreError({ reason: "Unavailable", method, description: "injected" }))
-
-/** Start a cached call, let the TestClock pass `by`, and return the call's value. */
-const pastDeadline = <A, E>(call: Effect.Effect<A, E>, by: Duration.DurationInput) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(call)
-    yield* TestClock.adjust(by)
-    return yield* Fiber.join(fiber)
-  })
 
 describe("fail-open: the metadata store", () => {
   it.scoped("a failing lookup: the effect runs once, its value is returned, the error is counted", () =>

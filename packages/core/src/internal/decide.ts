@@ -11,46 +11,29 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type { BlobStore } from "../BlobStore.js"
 import type * as CacheConfig from "../CacheConfig.js"
-import { BlobStoreError, SerializationError } from "../CacheError.js"
-import * as CacheKey from "../CacheKey.js"
+import type { SerializationError } from "../CacheError.js"
+import { BlobStoreError } from "../CacheError.js"
 import type * as CacheMetrics from "../CacheMetrics.js"
 import type { EntryRecord, LookupResult, MetadataStore } from "../MetadataStore.js"
-import type { Serializer, Snapshot } from "../Serializer.js"
+import type { Serializer } from "../Serializer.js"
 import type { Fence } from "./fence.js"
 import type { Locks } from "./locks.js"
 import { type Plan, refreshPoint } from "./plan.js"
 import { uniqueId } from "./random.js"
-import { nowOf } from "./serializer.js"
+import * as readModule from "./read.js"
+import type { Found, Hit } from "./read.js"
 
 /** What the cache decided before the user's effect runs. @internal */
 export type Decision =
-  /**
-   * `expiresAt`: when the entry stops being fresh without a refresh (its TTL, or `refreshAhead` of it; epoch ms, by
-   * the writer's clock); `stale`: past its TTL, within the call's grace; `refresh`: the entry is to be refreshed in
-   * the background
-   */
-  | {
-    readonly _tag: "Hit"
-    readonly value: unknown
-    readonly snapshot: Snapshot
-    readonly expiresAt: number
-    readonly stale: boolean
-    readonly refresh: boolean
-    /** with `refresh`: the record found, which the refresh replaces only if it is still there */
-    readonly record?: EntryRecord | undefined
-  }
+  | Hit
   /**
    * `token`: the stampede lock was taken under it, and the value will be stored; none: the call runs uncached.
    * `fallback`: a stale entry that stands in for the effect's value if the effect fails or is slow.
    */
   | { readonly _tag: "Run"; readonly token: string | undefined; readonly fallback?: EntryRecord | undefined }
-
-/** @internal */
-export type Hit = Extract<Decision, { readonly _tag: "Hit" }>
 
 const uncached: Decision = { _tag: "Run", token: undefined }
 
@@ -95,12 +78,7 @@ export interface ReadStart {
   readonly generation: number
 }
 
-/**
- * What the store holds for a key, compared with a record read before.
- *
- * @internal
- */
-export type Found = "same" | "gone" | "unknown" | { readonly changed: EntryRecord }
+export type { Found, Hit } from "./read.js"
 
 /** @internal */
 export interface Decisions {
@@ -134,90 +112,10 @@ export const make = (
   { blobs, config, deleteObjects, fence, inBackoff, locks, metadata, metrics, serializer, wait }: Dependencies
 ): Decisions => {
   const { fenced, report, withMetadataDeadline } = fence
-  const decodeNow = nowOf(serializer)?.decode
+  const reader = readModule.make({ blobs, fence, metadata, metrics, serializer })
   const waitMs = Duration.toMillis(config.stampedeLockTtl)
 
-  // -- read ---------------------------------------------------------------------------------------------------------
-
-  /**
-   * A record proves it belongs to the entry asked for: its hash, and the hash its object key carries (an inline
-   * payload has no object key: its record's hash is the proof).
-   */
-  const belongs = (plan: Plan, record: EntryRecord): boolean => {
-    if (record.hash !== plan.hash || record.namespace !== plan.namespace) return false
-    if (record.payload !== undefined) return record.objectKey === ""
-    const parsed = CacheKey.parseObjectKey(record.objectKey)
-    return parsed !== undefined && parsed.complete && parsed.hash === plan.hash && parsed.namespace === plan.namespace
-  }
-
-  /** The stored bytes of a record whose payload is not inline: its object's. */
-  const objectBytes = (record: EntryRecord): Effect.Effect<Uint8Array, BlobStoreError> =>
-    fence.withBlobDeadline("get", record.objectKey, blobs.get(record.objectKey), record.storedSize).pipe(
-      Effect.flatMap((bytes) =>
-        Option.isNone(bytes)
-          ? new BlobStoreError({
-            reason: "Protocol",
-            method: "get",
-            key: record.objectKey,
-            description: "the entry's object does not exist (deleted, or lost)"
-          })
-          : Effect.as(Metric.incrementBy(metrics.bytesRead, bytes.value.length), bytes.value)
-      )
-    )
-
-  /** The fields `unseal` reads, named: a spread of the whole record costs more than the rest of a hit. */
-  const decodeOptions = (plan: Plan, record: EntryRecord) => ({
-    format: record.format,
-    compression: record.compression,
-    checksum: record.checksum,
-    codecVersion: record.codecVersion,
-    schema: plan.schema
-  })
-
-  /**
-   * A hit read in plain code: a record of the key whose inline payload needs no Effect to read (most small values),
-   * unless the serializer steps make spans of their own. The inline payload may be the store's own memory (the
-   * memory store hands out the record it keeps): the value is a copy. `undefined`: the record takes `decide`'s path
-   * (another key's record, a payload that does not read back, one that needs the Effect path).
-   */
-  const hitNow = (plan: Plan, record: EntryRecord, innerSpans: boolean): Hit | SerializationError | undefined => {
-    if (record.payload === undefined || decodeNow === undefined || innerSpans || !belongs(plan, record)) {
-      return undefined
-    }
-    const read = decodeNow(record.payload, decodeOptions(plan, record))
-    if (read === undefined || read instanceof SerializationError) return read
-    return {
-      _tag: "Hit",
-      value: read.value,
-      snapshot: read.snapshot,
-      expiresAt: refreshPoint(plan, record.createdAt, record.ttlMs),
-      stale: false,
-      refresh: false
-    }
-  }
-
-  const read = (
-    plan: Plan,
-    record: EntryRecord,
-    innerSpans: boolean
-  ): Effect.Effect<Hit, BlobStoreError | SerializationError> => {
-    const now = hitNow(plan, record, innerSpans)
-    if (now !== undefined) return now instanceof SerializationError ? Effect.fail(now) : Effect.succeed(now)
-    const options = decodeOptions(plan, record)
-    const expiresAt = refreshPoint(plan, record.createdAt, record.ttlMs)
-    const unseal = (bytes: Uint8Array) => serializer.unseal(bytes, options)
-    return (record.payload !== undefined ? unseal(record.payload) : Effect.flatMap(objectBytes(record), unseal)).pipe(
-      Effect.flatMap((snapshot) =>
-        Effect.map(
-          // An object's bytes are this call's own: the first caller may own the decompressed bytes, no copy (joiners
-          // restore from a copy, `cache.ts`). An inline payload may be the store's own memory: the value gets a copy.
-          serializer.restore(snapshot, { schema: plan.schema, reuse: record.payload === undefined }),
-          (value): Hit => ({ _tag: "Hit", value, snapshot, expiresAt, stale: false, refresh: false })
-        )
-      )
-    )
-  }
-
+  const { belongs, hitNow, read, unchanged } = reader
   /**
    * Drop a provably bad entry: the record, only if it still names the object judged bad (a record written meanwhile
    * survives), then that object, unless it belongs to another entry (a record copied from another key). True when
@@ -423,24 +321,7 @@ export const make = (
     )
   }
 
-  const unchanged: Decisions["unchanged"] = (plan, record) =>
-    withMetadataDeadline("getMany", metadata.getMany(plan.namespace, [plan.hash])).pipe(
-      Effect.map(([found]): Found => {
-        if (found === undefined || Option.isNone(found)) return "gone"
-        const now = found.value
-        return now.createdAt === record.createdAt && now.objectKey === record.objectKey &&
-            now.checksum === record.checksum
-          ? "same"
-          : { changed: now }
-      }),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.as(Effect.logDebug("s3cache: could not read the entry's record again", cause), "unknown" as const)
-      )
-    )
-
-  return { decide, hitNow, readStale: (plan, record) => read(plan, record, false), unchanged }
+  return { decide, hitNow, readStale: (plan, record) => read(plan, record, false), unchanged: reader.unchanged }
 }
 
 /** Delay before asking again whether another process's result is there: fast at first, then every ~250 ms. */

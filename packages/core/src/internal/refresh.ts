@@ -121,8 +121,10 @@ export const make = ({ fence, locks, metrics, readStale, set, store, unchanged }
     plan: Plan,
     record: EntryRecord,
     effect: Effect.Effect<A, E, R>
-  ) => {
+  ): Effect.Effect<void, never, R> => {
     const key = keyOf(plan)
+    // a refresh of the key is under way: nothing to build (this runs on every hit of a stale or due entry)
+    if (running.has(key)) return Effect.void
     const token = uniqueId()
     // From taking the lease to handing it to the write nothing may interrupt but the effect (see `run` in cache.ts)
     const refresh = Effect.uninterruptibleMask((restore) =>
@@ -159,9 +161,7 @@ export const make = ({ fence, locks, metrics, readStale, set, store, unchanged }
         return Effect.ensuring(restore(refresh), Effect.sync(() => running.delete(key)))
       })
     )
-    return Effect.suspend(() =>
-      running.has(key) ? Effect.void : Effect.asVoid(FiberSet.run(set, Effect.interruptible(once)))
-    )
+    return Effect.asVoid(FiberSet.run(set, Effect.interruptible(once)))
   }
 
   /** Whether a failure of the effect lets a stale entry stand in for its value (`failSafe`); never an interruption. */

@@ -1,8 +1,11 @@
 /**
  * A cache on memory stores whose methods a test can replace, to inject faults where it wants them.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
 import * as BlobStore from "../../src/BlobStore.js"
 import * as Cache from "../../src/Cache.js"
 import * as CacheBus from "../../src/CacheBus.js"
@@ -82,3 +85,11 @@ export const waitUntil = (condition: Effect.Effect<boolean>, attempts = 10_000):
       : attempts <= 0
       ? Effect.dieMessage("waitUntil: the condition never held")
       : Effect.zipRight(Effect.yieldNow(), waitUntil(condition, attempts - 1)))
+
+/** Start `call`, let the TestClock pass `by`, and return the call's value. */
+export const pastDeadline = <A, E>(call: Effect.Effect<A, E>, by: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(call)
+    yield* TestClock.adjust(by)
+    return yield* Fiber.join(fiber)
+  })
