@@ -28,6 +28,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
 import type { MetadataStoreError } from "./CacheError.js"
 import * as internal from "./internal/memoryMetadataStore.js"
 
@@ -273,6 +274,16 @@ export class MetadataStore extends Context.Tag("@s3cache/core/MetadataStore")<Me
 
   /** How many live entries a namespace holds. */
   readonly size: (namespace: string) => Effect.Effect<number, MetadataStoreError>
+
+  /**
+   * Optional: the live records of a namespace, page by page, without touching their LRU score, for tools that look
+   * inside a cache (the `s3cache` CLI's `stats`). In no order; a record written or removed while the stream runs may
+   * or may not be seen, and a store may yield a record more than once (Redis `ZSCAN`): count by hash. A store without
+   * it cannot be listed.
+   *
+   * @since 0.2.0
+   */
+  readonly scan?: ((namespace: string) => Stream.Stream<EntryRecord, MetadataStoreError>) | undefined
 }>() {}
 
 /**

@@ -8,6 +8,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { ClearStep, CommitResult, EntryRecord, LookupResult, MetadataStore } from "../MetadataStore.js"
 import { randomId } from "./random.js"
 
@@ -250,7 +251,16 @@ export const make: Effect.Effect<MetadataStore["Type"]> = Effect.sync(() => {
           }
         }
         return live
-      })
+      }),
+
+    scan: (namespace) =>
+      Stream.unwrap(withClock((now) => {
+        const live: Array<EntryRecord> = []
+        for (const entry of namespaces.get(namespace)?.entries.values() ?? []) {
+          if (now < entry.expiresAt) live.push(entry.record)
+        }
+        return Stream.fromIterable(live)
+      }))
   }
   return store
 })

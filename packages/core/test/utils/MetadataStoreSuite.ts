@@ -13,6 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as crypto from "node:crypto"
 import type { MetadataStoreError } from "../../src/CacheError.js"
@@ -219,6 +220,31 @@ export const metadataStoreSuite = (
           yield* store.getMany(ns, [hashOf("x"), b.hash, a.hash, hashOf("y"), b.hash]),
           [Option.none(), Option.some(b), Option.some(a), Option.none(), Option.some(b)]
         )
+      }))
+
+    test("scan yields each live record of the namespace once by hash, not other namespaces', not expired ones", () =>
+      Effect.gen(function*() {
+        const store = yield* MetadataStore
+        if (store.scan === undefined) return
+        const scan = store.scan
+        const ns = yield* freshNamespace
+        const other = yield* freshNamespace
+        assert.deepStrictEqual(yield* Stream.runCollect(scan(ns)).pipe(Effect.map((c) => Array.from(c))), [])
+        // more than one page of a store that pages (Redis scans 500 at a time), over every shard
+        const records = Array.from({ length: 1100 }, (_, i) => makeRecord(ns, hashOf(`scan-${i}`)))
+        yield* Effect.forEach(records, (record) => commitHeld(store, record, 10_000), { concurrency: 16 })
+        yield* commitHeld(store, makeRecord(other, hashOf("elsewhere")), 10)
+        const shortLived = makeRecord(ns, hashOf("short"), { ttlMs: ttl })
+        yield* commitHeld(store, shortLived, 10_000)
+        const seen = new Map<string, EntryRecord>()
+        yield* Stream.runForEach(scan(ns), (record) => Effect.sync(() => seen.set(record.hash, record)))
+        assert.strictEqual(seen.size, records.length + 1)
+        assert.deepStrictEqual(seen.get(records[7]!.hash), records[7])
+        yield* advance(ttl + ttl / 2)
+        const after = new Set<string>()
+        yield* Stream.runForEach(scan(ns), (record) => Effect.sync(() => after.add(record.hash)))
+        assert.strictEqual(after.size, records.length)
+        assert.isFalse(after.has(shortLived.hash))
       }))
 
     test("the same hash in two namespaces is two entries", () =>

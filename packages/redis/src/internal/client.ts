@@ -37,6 +37,7 @@ interface Commands {
   sismember(key: string, member: string): Promise<unknown>
   smembers(key: string): Promise<unknown>
   exists(...keys: Array<string>): Promise<unknown>
+  zscan(key: string, cursor: string, countToken: "COUNT", count: number): Promise<unknown>
   /** a record read as bytes: the lookup of an entry whose LRU score is fresh */
   getBuffer(key: string): Promise<Buffer | null>
 }

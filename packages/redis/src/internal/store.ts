@@ -7,8 +7,10 @@
 import { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as CacheKey from "@s3cache/core/CacheKey"
 import type { ClearStep, CommitResult, EntryRecord, MetadataStore } from "@s3cache/core/MetadataStore"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as crypto from "node:crypto"
 import type { Client, Scripted } from "./client.js"
 import * as RedisClient from "./client.js"
@@ -331,6 +333,35 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
       return sizes.reduce<number>((sum, size) => sum + Number(size), 0)
     }).pipe(RedisClient.withSpan("size", server, namespace))
 
+  // a page of ZSCAN on a shard's LRU index, then one getMany of its hashes: records that expired since are skipped
+  const scanPageSize = 500
+  const scanShard = (namespace: string, k: Keys.NamespaceKeys) =>
+    Stream.paginateChunkEffect(
+      "0",
+      (cursor: string) =>
+        call("scan", () => client.zscan(k.lru, cursor, "COUNT", scanPageSize)).pipe(
+          Effect.flatMap((reply) => tuple("scan", reply)),
+          Effect.flatMap((reply) =>
+            Effect.flatMap(strings("scan", reply[1]), (flat) => {
+              const next = String(reply[0])
+              // members and scores alternate; an index member that is not a hash names no record
+              const hashes = flat.filter((member, i) => i % 2 === 0 && CacheKey.isHash(member))
+              return Effect.map(getMany(namespace, hashes), (found) =>
+                [
+                  Chunk.fromIterable(found.flatMap(Option.toArray)),
+                  next === "0" ? Option.none<string>() : Option.some(next)
+                ] as const)
+            })
+          )
+        )
+    )
+
+  const scan: NonNullable<MetadataStore["Type"]["scan"]> = (namespace) =>
+    Stream.unwrap(Effect.map(
+      checkNamespace("scan", namespace),
+      () => Stream.flatMap(Stream.fromIterable(keys.all(namespace)), (k) => scanShard(namespace, k))
+    ))
+
   return {
     id,
     // every command races the cache's deadline (`call`), on top of its commandTimeout
@@ -346,6 +377,7 @@ export const make = (client: Client & Scripted, options: StoreOptions): Metadata
     removeIf,
     clearNamespace,
     namespaces,
-    size
+    size,
+    scan
   }
 }
