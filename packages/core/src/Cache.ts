@@ -97,6 +97,12 @@ export interface CleanupOptions {
   readonly dryRun?: boolean | undefined
   /** objects checked and deleted per batch, 1–1000; default 500 */
   readonly batchSize?: number | undefined
+  /**
+   * called after each batch with the report so far (for a progress bar); it runs before the next batch is checked
+   *
+   * @since 0.2.0
+   */
+  readonly progress?: ((report: CleanupReport) => Effect.Effect<void>) | undefined
 }
 
 /**

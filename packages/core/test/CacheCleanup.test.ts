@@ -43,7 +43,15 @@ describe("Cache.cleanupOrphanedObjects", () => {
       })
       assert.strictEqual((yield* Stream.runCollect(blobs.list(""))).length, 6)
 
-      const report = yield* cache.cleanupOrphanedObjects({ batchSize: 2 })
+      const progress: Array<[number, number]> = []
+      const report = yield* cache.cleanupOrphanedObjects({
+        batchSize: 2,
+        progress: (so) => Effect.sync(() => progress.push([so.listed, so.deleted]))
+      })
+      // one report per batch of two, each with what was done so far; the last is the result
+      assert.strictEqual(progress.length, 3)
+      assert.deepStrictEqual(progress.map(([listed]) => listed), [2, 4, 6])
+      assert.deepStrictEqual(progress.at(-1), [report.listed, report.deleted])
       assert.strictEqual(report.orphaned, 3)
       assert.strictEqual(report.deleted, 3)
       const left = Array.from(yield* Stream.runCollect(blobs.list("")), (info) => info.key).sort()

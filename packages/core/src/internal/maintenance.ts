@@ -170,7 +170,11 @@ export const make = (
         Stream.grouped(batchSize),
         Stream.runFoldEffect(
           initial,
-          (report, chunk) => cleanBatch(report, Chunk.toReadonlyArray(chunk), cutoff, owner)
+          (report, chunk) => {
+            const batch = cleanBatch(report, Chunk.toReadonlyArray(chunk), cutoff, owner)
+            const progress = options?.progress
+            return progress === undefined ? batch : Effect.tap(batch, progress)
+          }
         )
       )
     }).pipe(Effect.withSpan("Cache.cleanupOrphanedObjects"))
