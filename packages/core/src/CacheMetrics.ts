@@ -16,7 +16,10 @@ import { MetricBoundaries } from "./internal/effect3.js"
  * @since 0.1.0
  * @category metrics
  */
-export const hits = Metric.counter("s3cache_hits_total", { description: "calls answered from the cache" })
+export const hits = Metric.counter("s3cache_hits_total", {
+  incremental: true,
+  description: "calls answered from the cache"
+})
 
 /**
  * Hits answered by the in-process tier (also counted in `hits`).
@@ -25,6 +28,7 @@ export const hits = Metric.counter("s3cache_hits_total", { description: "calls a
  * @category metrics
  */
 export const l1Hits = Metric.counter("s3cache_l1_hits_total", {
+  incremental: true,
   description: "calls answered from the in-process tier"
 })
 
@@ -34,7 +38,10 @@ export const l1Hits = Metric.counter("s3cache_l1_hits_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const misses = Metric.counter("s3cache_misses_total", { description: "calls that ran the effect" })
+export const misses = Metric.counter("s3cache_misses_total", {
+  incremental: true,
+  description: "calls that ran the effect"
+})
 
 /**
  * Calls that joined a computation already in flight in this process instead of starting one. Each gets a value of
@@ -44,6 +51,7 @@ export const misses = Metric.counter("s3cache_misses_total", { description: "cal
  * @category metrics
  */
 export const coalesced = Metric.counter("s3cache_coalesced_total", {
+  incremental: true,
   description: "calls that shared an in-flight computation"
 })
 
@@ -54,7 +62,10 @@ export const coalesced = Metric.counter("s3cache_coalesced_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const errors = Metric.counter("s3cache_errors_total", { description: "cache failures (all kinds)" })
+export const errors = Metric.counter("s3cache_errors_total", {
+  incremental: true,
+  description: "cache failures (all kinds)"
+})
 
 /**
  * Calls that ran the effect uncached because the cache itself failed (fail-open).
@@ -63,6 +74,7 @@ export const errors = Metric.counter("s3cache_errors_total", { description: "cac
  * @category metrics
  */
 export const bypassed = Metric.counter("s3cache_bypassed_total", {
+  incremental: true,
   description: "calls served uncached because the cache failed"
 })
 
@@ -70,13 +82,14 @@ export const bypassed = Metric.counter("s3cache_bypassed_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const writes = Metric.counter("s3cache_writes_total", { description: "entries persisted" })
+export const writes = Metric.counter("s3cache_writes_total", { incremental: true, description: "entries persisted" })
 
 /**
  * @since 0.1.0
  * @category metrics
  */
 export const writeFailures = Metric.counter("s3cache_write_failures_total", {
+  incremental: true,
   description: "background writes that failed"
 })
 
@@ -87,6 +100,7 @@ export const writeFailures = Metric.counter("s3cache_write_failures_total", {
  * @category metrics
  */
 export const writesDropped = Metric.counter("s3cache_writes_dropped_total", {
+  incremental: true,
   description: "values not stored because the write queue was full"
 })
 
@@ -98,6 +112,7 @@ export const writesDropped = Metric.counter("s3cache_writes_dropped_total", {
  * @category metrics
  */
 export const writesAbandoned = Metric.counter("s3cache_writes_abandoned_total", {
+  incremental: true,
   description: "background writes interrupted at shutdown"
 })
 
@@ -109,6 +124,7 @@ export const writesAbandoned = Metric.counter("s3cache_writes_abandoned_total", 
  * @category metrics
  */
 export const writesSuperseded = Metric.counter("s3cache_writes_superseded_total", {
+  incremental: true,
   description: "background writes refused because their lock was gone"
 })
 
@@ -116,19 +132,28 @@ export const writesSuperseded = Metric.counter("s3cache_writes_superseded_total"
  * @since 0.1.0
  * @category metrics
  */
-export const evictions = Metric.counter("s3cache_evictions_total", { description: "entries evicted by LRU" })
+export const evictions = Metric.counter("s3cache_evictions_total", {
+  incremental: true,
+  description: "entries evicted by LRU"
+})
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const bytesWritten = Metric.counter("s3cache_bytes_written_total", { description: "stored bytes uploaded" })
+export const bytesWritten = Metric.counter("s3cache_bytes_written_total", {
+  incremental: true,
+  description: "stored bytes uploaded"
+})
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const bytesRead = Metric.counter("s3cache_bytes_read_total", { description: "stored bytes downloaded" })
+export const bytesRead = Metric.counter("s3cache_bytes_read_total", {
+  incremental: true,
+  description: "stored bytes downloaded"
+})
 
 /**
  * @since 0.1.0
@@ -144,6 +169,7 @@ export const pendingWrites = Metric.gauge("s3cache_pending_writes", { descriptio
  * @category metrics
  */
 export const staleServed = Metric.counter("s3cache_stale_served_total", {
+  incremental: true,
   description: "calls answered with a stale entry"
 })
 
@@ -154,7 +180,10 @@ export const staleServed = Metric.counter("s3cache_stale_served_total", {
  * @since 0.3.0
  * @category metrics
  */
-export const refreshes = Metric.counter("s3cache_refreshes_total", { description: "refreshes of stale entries" })
+export const refreshes = Metric.counter("s3cache_refreshes_total", {
+  incremental: true,
+  description: "refreshes of stale entries"
+})
 
 /**
  * Refreshes whose effect failed. The entry is kept; when `failSafe` covers the failure, the key is not refreshed again
@@ -164,6 +193,7 @@ export const refreshes = Metric.counter("s3cache_refreshes_total", { description
  * @category metrics
  */
 export const refreshFailures = Metric.counter("s3cache_refresh_failures_total", {
+  incremental: true,
   description: "refreshes whose effect failed"
 })
 
