@@ -36,6 +36,7 @@ import type * as CacheFailSafe from "./CacheFailSafe.js"
 import type * as CacheKey from "./CacheKey.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import * as internal from "./internal/cache.js"
+import { embedded as embeddedChurn } from "./internal/embeddedChurn.js"
 import * as maintenance from "./internal/maintenance.js"
 import * as MetadataStore from "./MetadataStore.js"
 import type { Format } from "./Serializer.js"
@@ -473,7 +474,8 @@ export const layerEmbedded = (options: EmbeddedOptions = {}): Layer.Layer<Cache,
       return yield* make(options).pipe(
         Effect.provideService(MetadataStore.MetadataStore, metadata),
         Effect.provideService(BlobStore.BlobStore, blobs),
-        Effect.provideService(CacheBus.CacheBus, yield* CacheBus.makeLocal)
+        Effect.provideService(CacheBus.CacheBus, yield* CacheBus.makeLocal),
+        Effect.tap(embeddedChurn.track) // warns when caches built per request die without a hit
       )
     })
   )

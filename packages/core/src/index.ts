@@ -66,3 +66,10 @@ export * as StoreDeadline from "./StoreDeadline.js"
  * @since 0.2.0
  */
 export * as CacheBus from "./CacheBus.js"
+
+/**
+ * The cache for code outside Effect: async functions in, Promises out, on one long-lived runtime.
+ *
+ * @since 0.2.0
+ */
+export * as CacheClient from "./CacheClient.js"
