@@ -140,6 +140,9 @@ export const makeFileSystem: (
  * Payloads as files under a folder, written atomically (a temporary file, then a rename), readable by the process's
  * user only (see `FileSystemOptions`). The store calls `node:fs` directly: no `FileSystem` or `Path` layer to provide.
  *
+ * Building it fails with a `Timeout` error naming the folder when creating or checking the folder takes more than
+ * 10 seconds, as on a network mount whose server is gone: a program must not hang at startup over its cache.
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -150,7 +153,8 @@ export const layerFileSystem = (options: FileSystemOptions): Layer.Layer<BlobSto
  * Payloads as files in a local folder, through `node:fs`: the payload half of `Cache.layerEmbedded`. The folder is
  * `directory`, by default `defaultLocalPath`. Folders are created `0700` and files `0600`; building the layer fails
  * with `InvalidArgument` when the folder is a symbolic link or belongs to another user, and a folder of ours that is
- * open to group or others (left by an older version) is restricted to its owner.
+ * open to group or others (left by an older version) is restricted to its owner. A folder that does not answer
+ * within 10 seconds (a hung network mount) fails the layer with `Timeout`, as for `layerFileSystem`.
  *
  * @since 0.1.0
  * @category layers

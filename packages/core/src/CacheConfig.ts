@@ -7,12 +7,13 @@ import "./internal/effectVersion.js"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import type { CacheInputError } from "./CacheError.js"
+import { CacheInputError } from "./CacheError.js"
 import * as CacheFailSafe from "./CacheFailSafe.js"
 import * as CacheKey from "./CacheKey.js"
-import { ConfigError, Either } from "./internal/effect3.js"
+import * as CacheVariables from "./CacheVariables.js"
+import { Either } from "./internal/effect3.js"
 import * as validate from "./internal/validate.js"
+import * as variables from "./internal/variables.js"
 import type { Compression, Format } from "./Serializer.js"
 import { compressions } from "./Serializer.js"
 
@@ -162,14 +163,14 @@ export const defaults: Resolved = {
 const { invalid, nonNegativeInteger, positiveInteger } = validate
 
 /**
- * A positive, finite duration, or a typed error naming the option.
+ * A positive, finite duration, or a typed error naming the option (or its variable: see `CacheVariables.sourceOf`).
  *
  * @since 0.1.0
  * @category validation
  */
 export const positiveDuration: (
   input: Duration.DurationInput,
-  option: string,
+  option: string | CacheVariables.OptionSource,
   method: string,
   reason?: "InvalidOption" | "InvalidTtl"
 ) => Either.Either<Duration.Duration, CacheInputError> = validate.positiveDuration
@@ -183,7 +184,7 @@ export const positiveDuration: (
  */
 export const nonNegativeDuration: (
   input: Duration.DurationInput,
-  option: string,
+  option: string | CacheVariables.OptionSource,
   method: string
 ) => Either.Either<Duration.Duration, CacheInputError> = validate.nonNegativeDuration
 
@@ -195,40 +196,63 @@ export const nonNegativeDuration: (
  */
 export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.Effect<Resolved, CacheInputError> =>
   Effect.gen(function*() {
+    // options that `config` read: say which set S3CACHE_* variables nothing reads (a misspelt one is ignored)
+    if (variables.isFromVariables(options)) yield* variables.warnUnknown
+    // messages name what the user wrote: the variable for options read from one, the option for options in code
+    const source = (option: keyof Options) => validate.sourceOf(options, option)
+    const name = (option: keyof Options) => validate.nameOf(source(option))
     const compression = options.compression ?? defaults.compression
     if (!compressions.includes(compression)) {
       return yield* invalid(
         method,
-        `compression must be one of ${compressions.join(", ")} (got ${String(compression)})`
+        `${name("compression")} must be one of ${compressions.join(", ")} (got ${String(compression)})`
       )
     }
     const format = options.serializationFormat ?? defaults.serializationFormat
     if (typeof format !== "string" || format.length === 0) {
-      return yield* invalid(method, "serializationFormat must be \"auto\", \"v8\", \"json\", \"bytes\" or a codec name")
+      return yield* invalid(
+        method,
+        `${name("serializationFormat")} must be "auto", "v8", "json", "bytes" or a codec name`
+      )
     }
     if (options.l1ShareValues !== undefined && typeof options.l1ShareValues !== "boolean") {
-      return yield* invalid(method, `l1ShareValues must be true or false (got ${String(options.l1ShareValues)})`)
+      return yield* invalid(
+        method,
+        `${name("l1ShareValues")} must be true or false (got ${String(options.l1ShareValues)})`
+      )
     }
-    const name = options.name ?? defaults.name
-    if (typeof name !== "string" || name.length === 0) {
-      return yield* invalid(method, "name must be a non-empty string")
+    const cacheName = options.name ?? defaults.name
+    if (typeof cacheName !== "string" || cacheName.length === 0) {
+      return yield* invalid(method, `${name("name")} must be a non-empty string`)
     }
     const keyVersion = options.keyVersion ?? defaults.keyVersion
     if (typeof keyVersion !== "string" || keyVersion.length === 0) {
-      return yield* invalid(method, "keyVersion must be a non-empty string")
+      return yield* invalid(method, `${name("keyVersion")} must be a non-empty string`)
     }
     const duration = (option: DurationOption) =>
       positiveDuration(
         options[option] ?? defaults[option],
-        option,
+        source(option),
         method,
         option === "defaultTtl" ? "InvalidTtl" : "InvalidOption"
       )
-    const integer = (option: IntegerOption) => positiveInteger(options[option] ?? defaults[option], option, method)
+    const integer = (option: IntegerOption) =>
+      positiveInteger(options[option] ?? defaults[option], source(option), method)
+    const count = (option: CountOption) =>
+      nonNegativeInteger(options[option] ?? defaults[option], source(option), method)
     const stampedeLockTtl = yield* duration("stampedeLockTtl")
+    const namespace = yield* CacheKey.validateNamespace(options.namespace ?? defaults.namespace, method).pipe(
+      Either.mapLeft((error) =>
+        source("namespace").variable === undefined ? error : new CacheInputError({
+          reason: error.reason,
+          method: error.method,
+          description: error.description.replace(/^namespace /, `${name("namespace")}=`)
+        })
+      )
+    )
     return {
-      name,
-      namespace: yield* CacheKey.validateNamespace(options.namespace ?? defaults.namespace, method),
+      name: cacheName,
+      namespace,
       defaultTtl: yield* duration("defaultTtl"),
       maxCacheEntries: yield* integer("maxCacheEntries"),
       stampedeLockTtl,
@@ -237,22 +261,14 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
         : yield* duration("stampedeLockLease"),
       serializationFormat: format,
       compression,
-      compressionThreshold: yield* nonNegativeInteger(
-        options.compressionThreshold ?? defaults.compressionThreshold,
-        "compressionThreshold",
-        method
-      ),
-      inlineThreshold: yield* nonNegativeInteger(
-        options.inlineThreshold ?? defaults.inlineThreshold,
-        "inlineThreshold",
-        method
-      ),
-      l1MaxEntries: yield* nonNegativeInteger(options.l1MaxEntries ?? defaults.l1MaxEntries, "l1MaxEntries", method),
+      compressionThreshold: yield* count("compressionThreshold"),
+      inlineThreshold: yield* count("inlineThreshold"),
+      l1MaxEntries: yield* count("l1MaxEntries"),
       l1MaxBytes: yield* integer("l1MaxBytes"),
-      l1Ttl: yield* nonNegativeDuration(options.l1Ttl ?? defaults.l1Ttl, "l1Ttl", method),
+      l1Ttl: yield* nonNegativeDuration(options.l1Ttl ?? defaults.l1Ttl, source("l1Ttl"), method),
       l1DisconnectedTtl: yield* nonNegativeDuration(
         options.l1DisconnectedTtl ?? defaults.l1DisconnectedTtl,
-        "l1DisconnectedTtl",
+        source("l1DisconnectedTtl"),
         method
       ),
       l1ShareValues: options.l1ShareValues ?? defaults.l1ShareValues,
@@ -263,11 +279,7 @@ export const resolve = (options: Options = {}, method = "Cache.layer"): Effect.E
       maxPendingWrites: yield* integer("maxPendingWrites"),
       shutdownTimeout: yield* duration("shutdownTimeout"),
       keyVersion,
-      circuitBreakerFailures: yield* nonNegativeInteger(
-        options.circuitBreakerFailures ?? defaults.circuitBreakerFailures,
-        "circuitBreakerFailures",
-        method
-      ),
+      circuitBreakerFailures: yield* count("circuitBreakerFailures"),
       circuitBreakerCooldown: yield* duration("circuitBreakerCooldown"),
       ...(yield* CacheFailSafe.resolve(options, defaults, method))
     }
@@ -282,33 +294,21 @@ type DurationOption =
   | "shutdownTimeout"
   | "circuitBreakerCooldown"
 type IntegerOption = "maxCacheEntries" | "writeConcurrency" | "maxPendingWrites" | "blobMinThroughput" | "l1MaxBytes"
+type CountOption =
+  | "compressionThreshold"
+  | "inlineThreshold"
+  | "l1MaxEntries"
+  | "circuitBreakerFailures"
 
 /**
  * A duration from the environment: a bare number is seconds (as in the seed: `S3CACHE_DEFAULT_TTL=3600`), anything
- * else is parsed as an Effect duration (`"10 minutes"`, `"250 millis"`).
+ * else is parsed as an Effect duration (`"10 minutes"`, `"250 millis"`). Give the variable's whole name
+ * (`"S3CACHE_DEFAULT_TTL"`, not a name under `Config.nested`), so a `ConfigError` names the variable the user set.
  *
  * @since 0.1.0
  * @category config
  */
-export const duration = (name: string): Config.Config<Duration.Duration> =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const trimmed = text.trim()
-      const decoded = /^\d+(\.\d+)?$/.test(trimmed)
-        ? Option.some(Duration.seconds(Number(trimmed)))
-        : Duration.decodeUnknown(trimmed)
-      return Option.match(decoded, {
-        onNone: () =>
-          Either.left(
-            ConfigError.InvalidData(
-              [],
-              `expected seconds (e.g. 3600) or a duration (e.g. "10 minutes"), got ${JSON.stringify(text)}`
-            )
-          ),
-        onSome: Either.right
-      })
-    })
-  )
+export const duration: (name: string) => Config.Config<Duration.Duration> = variables.duration
 
 /**
  * The cache options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
@@ -316,52 +316,48 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
  * `S3CACHE_STAMPEDE_LOCK_TTL`, `S3CACHE_STAMPEDE_LOCK_LEASE`, `S3CACHE_SERIALIZATION_FORMAT`, `S3CACHE_COMPRESSION`,
  * `S3CACHE_COMPRESSION_THRESHOLD`, `S3CACHE_INLINE_THRESHOLD`, `S3CACHE_L1_MAX_ENTRIES`, `S3CACHE_L1_MAX_BYTES`,
  * `S3CACHE_L1_TTL`, `S3CACHE_L1_DISCONNECTED_TTL`, `S3CACHE_L1_SHARE_VALUES`, `S3CACHE_METADATA_TIMEOUT`,
- * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`, `S3CACHE_SHUTDOWN_TIMEOUT`,
- * `S3CACHE_KEY_VERSION`, `S3CACHE_CIRCUIT_BREAKER_FAILURES`, `S3CACHE_CIRCUIT_BREAKER_COOLDOWN`, `S3CACHE_GRACE`,
- * `S3CACHE_REFRESH`, `S3CACHE_FAIL_SAFE`, `S3CACHE_GRACE_BACKOFF`, `S3CACHE_SOFT_TIMEOUT`, `S3CACHE_REFRESH_AHEAD`.
- * Unset variables take the defaults.
+ * `S3CACHE_BLOB_TIMEOUT`, `S3CACHE_BLOB_MIN_THROUGHPUT`, `S3CACHE_WRITE_CONCURRENCY`, `S3CACHE_MAX_PENDING_WRITES`,
+ * `S3CACHE_SHUTDOWN_TIMEOUT`, `S3CACHE_KEY_VERSION`, `S3CACHE_CIRCUIT_BREAKER_FAILURES`,
+ * `S3CACHE_CIRCUIT_BREAKER_COOLDOWN`, `S3CACHE_GRACE`, `S3CACHE_REFRESH`, `S3CACHE_FAIL_SAFE`,
+ * `S3CACHE_GRACE_BACKOFF`, `S3CACHE_SOFT_TIMEOUT`, `S3CACHE_REFRESH_AHEAD`. Unset variables take the defaults.
+ *
+ * Each is read by its whole name (not under `Config.nested`), so a malformed one is a `ConfigError` at that name,
+ * `(Invalid data at S3CACHE_COMPRESSION: "expected one of zstd, gzip, none, got \"lz4\"")`, and a value out of
+ * range is refused by `resolve` with a message that names the variable. Resolving these options also runs
+ * `CacheVariables.warnUnknownVariables`.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Options> = Config.nested(
-  Config.all({
-    name: Config.option(Config.string("NAME")),
-    namespace: Config.option(Config.string("NAMESPACE")),
-    defaultTtl: Config.option(duration("DEFAULT_TTL")),
-    maxCacheEntries: Config.option(Config.integer("MAX_CACHE_ENTRIES")),
-    stampedeLockTtl: Config.option(duration("STAMPEDE_LOCK_TTL")),
-    stampedeLockLease: Config.option(duration("STAMPEDE_LOCK_LEASE")),
-    serializationFormat: Config.option(Config.string("SERIALIZATION_FORMAT")),
-    compression: Config.option(Config.literal("zstd", "gzip", "none")("COMPRESSION")),
-    compressionThreshold: Config.option(Config.integer("COMPRESSION_THRESHOLD")),
-    inlineThreshold: Config.option(Config.integer("INLINE_THRESHOLD")),
-    l1MaxEntries: Config.option(Config.integer("L1_MAX_ENTRIES")),
-    l1MaxBytes: Config.option(Config.integer("L1_MAX_BYTES")),
-    l1Ttl: Config.option(duration("L1_TTL")),
-    l1DisconnectedTtl: Config.option(duration("L1_DISCONNECTED_TTL")),
-    l1ShareValues: Config.option(Config.boolean("L1_SHARE_VALUES")),
-    metadataTimeout: Config.option(duration("METADATA_TIMEOUT")),
-    blobTimeout: Config.option(duration("BLOB_TIMEOUT")),
-    blobMinThroughput: Config.option(Config.integer("BLOB_MIN_THROUGHPUT")),
-    writeConcurrency: Config.option(Config.integer("WRITE_CONCURRENCY")),
-    maxPendingWrites: Config.option(Config.integer("MAX_PENDING_WRITES")),
-    shutdownTimeout: Config.option(duration("SHUTDOWN_TIMEOUT")),
-    keyVersion: Config.option(Config.string("KEY_VERSION")),
-    circuitBreakerFailures: Config.option(Config.integer("CIRCUIT_BREAKER_FAILURES")),
-    circuitBreakerCooldown: Config.option(duration("CIRCUIT_BREAKER_COOLDOWN")),
-    grace: Config.option(duration("GRACE")),
-    refresh: Config.option(Config.literal("background", "foreground")("REFRESH")),
-    failSafe: Config.option(Config.boolean("FAIL_SAFE")),
-    graceBackoff: Config.option(duration("GRACE_BACKOFF")),
-    softTimeout: Config.option(duration("SOFT_TIMEOUT")),
-    refreshAhead: Config.option(Config.number("REFRESH_AHEAD"))
-  }).pipe(Config.map((options) => {
-    const out: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(options as Record<string, Option.Option<unknown>>)) {
-      if (Option.isSome(value)) out[key] = value.value
-    }
-    return out as Options
-  })),
-  "S3CACHE"
-)
+export const config: Config.Config<Options> = CacheVariables.fromVariables({
+  name: ["S3CACHE_NAME", Config.string],
+  namespace: ["S3CACHE_NAMESPACE", Config.string],
+  defaultTtl: ["S3CACHE_DEFAULT_TTL", duration],
+  maxCacheEntries: ["S3CACHE_MAX_CACHE_ENTRIES", CacheVariables.integer],
+  stampedeLockTtl: ["S3CACHE_STAMPEDE_LOCK_TTL", duration],
+  stampedeLockLease: ["S3CACHE_STAMPEDE_LOCK_LEASE", duration],
+  serializationFormat: ["S3CACHE_SERIALIZATION_FORMAT", Config.string],
+  compression: ["S3CACHE_COMPRESSION", CacheVariables.literal(...compressions)],
+  compressionThreshold: ["S3CACHE_COMPRESSION_THRESHOLD", CacheVariables.integer],
+  inlineThreshold: ["S3CACHE_INLINE_THRESHOLD", CacheVariables.integer],
+  l1MaxEntries: ["S3CACHE_L1_MAX_ENTRIES", CacheVariables.integer],
+  l1MaxBytes: ["S3CACHE_L1_MAX_BYTES", CacheVariables.integer],
+  l1Ttl: ["S3CACHE_L1_TTL", duration],
+  l1DisconnectedTtl: ["S3CACHE_L1_DISCONNECTED_TTL", duration],
+  l1ShareValues: ["S3CACHE_L1_SHARE_VALUES", CacheVariables.boolean],
+  metadataTimeout: ["S3CACHE_METADATA_TIMEOUT", duration],
+  blobTimeout: ["S3CACHE_BLOB_TIMEOUT", duration],
+  blobMinThroughput: ["S3CACHE_BLOB_MIN_THROUGHPUT", CacheVariables.integer],
+  writeConcurrency: ["S3CACHE_WRITE_CONCURRENCY", CacheVariables.integer],
+  maxPendingWrites: ["S3CACHE_MAX_PENDING_WRITES", CacheVariables.integer],
+  shutdownTimeout: ["S3CACHE_SHUTDOWN_TIMEOUT", duration],
+  keyVersion: ["S3CACHE_KEY_VERSION", Config.string],
+  circuitBreakerFailures: ["S3CACHE_CIRCUIT_BREAKER_FAILURES", CacheVariables.integer],
+  circuitBreakerCooldown: ["S3CACHE_CIRCUIT_BREAKER_COOLDOWN", duration],
+  grace: ["S3CACHE_GRACE", duration],
+  refresh: ["S3CACHE_REFRESH", CacheVariables.literal("background", "foreground")],
+  failSafe: ["S3CACHE_FAIL_SAFE", CacheVariables.boolean],
+  graceBackoff: ["S3CACHE_GRACE_BACKOFF", duration],
+  softTimeout: ["S3CACHE_SOFT_TIMEOUT", duration],
+  refreshAhead: ["S3CACHE_REFRESH_AHEAD", CacheVariables.number]
+})

@@ -95,25 +95,34 @@ export const resolve = (
 ): Either.Either<Resolved, CacheInputError> =>
   Either.gen(function*() {
     const { failSafe, refresh, refreshAhead } = options
+    // options read by a `*Config` layer name their variable, options in code their own name
+    const name = (option: keyof Options) => validate.nameOf(validate.sourceOf(options, option))
     if (refresh !== undefined && refresh !== "background" && refresh !== "foreground") {
       return yield* Either.left(
-        validate.invalid(method, `refresh must be "background" or "foreground" (got ${JSON.stringify(refresh)})`)
+        validate.invalid(
+          method,
+          `${name("refresh")} must be "background" or "foreground" (got ${JSON.stringify(refresh)})`
+        )
       )
     }
     if (failSafe !== undefined && typeof failSafe !== "boolean" && typeof failSafe !== "function") {
       return yield* Either.left(
-        validate.invalid(method, "failSafe must be true, false or a predicate of the effect's error")
+        validate.invalid(method, `${name("failSafe")} must be true, false or a predicate of the effect's error`)
       )
     }
     if (refreshAhead !== undefined && !(typeof refreshAhead === "number" && refreshAhead >= 0 && refreshAhead < 1)) {
       return yield* Either.left(validate.invalid(
         method,
-        `refreshAhead must be a fraction of the TTL, at least 0 and below 1 (got ${String(refreshAhead)}); 0 is off`
+        `${name("refreshAhead")} must be a fraction of the TTL, at least 0 and below 1 (got ${
+          String(refreshAhead)
+        }); 0 is off`
       ))
     }
     const optional = (option: "grace" | "graceBackoff" | "softTimeout") => {
       const input = options[option]
-      return input === undefined ? Either.right(base[option]) : validate.nonNegativeDuration(input, option, method)
+      return input === undefined
+        ? Either.right(base[option])
+        : validate.nonNegativeDuration(input, validate.sourceOf(options, option), method)
     }
     return {
       grace: yield* optional("grace"),

@@ -16,6 +16,11 @@ export * as Cache from "./Cache.js"
 export * as CacheConfig from "./CacheConfig.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as CacheVariables from "./CacheVariables.js"
+
+/**
  * @since 0.1.0
  */
 export * as CacheError from "./CacheError.js"

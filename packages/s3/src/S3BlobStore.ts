@@ -26,6 +26,7 @@
 import { BlobStore } from "@s3cache/core/BlobStore"
 import * as CacheConfig from "@s3cache/core/CacheConfig"
 import type { BlobStoreError, CacheInputError } from "@s3cache/core/CacheError"
+import * as CacheVariables from "@s3cache/core/CacheVariables"
 import * as Config from "effect/Config"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -176,8 +177,6 @@ export const make: (
 export const layer = (options: Options): Layer.Layer<BlobStore, CacheInputError | BlobStoreError> =>
   Layer.scoped(BlobStore, make(options))
 
-const optional = <A>(config: Config.Config<A>) => Config.option(config)
-
 /**
  * The options from `S3CACHE_*` variables (with the default `ConfigProvider`, the environment):
  *
@@ -199,62 +198,78 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * | `S3CACHE_S3_CHECKSUMS` (`when-required`, `when-supported`) | `checksums` |
  * | `S3CACHE_S3_VERIFY_BUCKET` | `verifyBucket` |
  *
+ * Each is read by its whole name, so a malformed one is a `ConfigError` at that name that says what it takes
+ * (`(Invalid data at S3CACHE_S3_SSE: "expected one of AES256, aws:kms, none, got \"lz4\"")`), and a value out of
+ * range fails `make` with an `InvalidOption` error that names the variable.
+ *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Options> = Config.nested(
-  Config.all({
-    bucket: Config.string("S3_BUCKET"),
-    prefix: optional(Config.string("S3_PREFIX")),
-    region: optional(Config.string("AWS_REGION")),
-    endpoint: optional(Config.string("S3_ENDPOINT")),
-    forcePathStyle: optional(Config.boolean("S3_FORCE_PATH_STYLE")),
-    serverSideEncryption: optional(Config.literal("AES256", "aws:kms", "none")("S3_SSE")),
-    kmsKeyId: optional(Config.string("S3_KMS_KEY_ID")),
-    accessKeyId: optional(Config.redacted("AWS_ACCESS_KEY_ID")),
-    secretAccessKey: optional(Config.redacted("AWS_SECRET_ACCESS_KEY")),
-    sessionToken: optional(Config.redacted("AWS_SESSION_TOKEN")),
-    timeout: optional(CacheConfig.duration("S3_TIMEOUT")),
-    connectTimeout: optional(CacheConfig.duration("S3_CONNECT_TIMEOUT")),
-    minThroughput: optional(Config.number("S3_MIN_THROUGHPUT")),
-    getAttempts: optional(Config.integer("S3_GET_ATTEMPTS")),
-    attempts: optional(Config.integer("S3_ATTEMPTS")),
-    multipartThreshold: optional(Config.integer("S3_MULTIPART_THRESHOLD")),
-    partSize: optional(Config.integer("S3_PART_SIZE")),
-    uploadConcurrency: optional(Config.integer("S3_UPLOAD_CONCURRENCY")),
-    maxSockets: optional(Config.integer("S3_MAX_SOCKETS")),
-    checksums: optional(Config.literal("when-required", "when-supported")("S3_CHECKSUMS")),
-    verifyBucket: optional(Config.boolean("S3_VERIFY_BUCKET"))
+export const config: Config.Config<Options> = Config.all({
+  bucket: Config.option(Config.string("S3CACHE_S3_BUCKET")),
+  options: CacheVariables.fromVariables({
+    prefix: ["S3CACHE_S3_PREFIX", Config.string],
+    region: ["S3CACHE_AWS_REGION", Config.string],
+    endpoint: ["S3CACHE_S3_ENDPOINT", Config.string],
+    forcePathStyle: ["S3CACHE_S3_FORCE_PATH_STYLE", CacheVariables.boolean],
+    serverSideEncryption: ["S3CACHE_S3_SSE", CacheVariables.literal("AES256", "aws:kms", "none")],
+    kmsKeyId: ["S3CACHE_S3_KMS_KEY_ID", Config.string],
+    timeout: ["S3CACHE_S3_TIMEOUT", CacheConfig.duration],
+    connectTimeout: ["S3CACHE_S3_CONNECT_TIMEOUT", CacheConfig.duration],
+    minThroughput: ["S3CACHE_S3_MIN_THROUGHPUT", CacheVariables.number],
+    getAttempts: ["S3CACHE_S3_GET_ATTEMPTS", CacheVariables.integer],
+    attempts: ["S3CACHE_S3_ATTEMPTS", CacheVariables.integer],
+    multipartThreshold: ["S3CACHE_S3_MULTIPART_THRESHOLD", CacheVariables.integer],
+    partSize: ["S3CACHE_S3_PART_SIZE", CacheVariables.integer],
+    uploadConcurrency: ["S3CACHE_S3_UPLOAD_CONCURRENCY", CacheVariables.integer],
+    maxSockets: ["S3CACHE_S3_MAX_SOCKETS", CacheVariables.integer],
+    checksums: ["S3CACHE_S3_CHECKSUMS", CacheVariables.literal("when-required", "when-supported")],
+    verifyBucket: ["S3CACHE_S3_VERIFY_BUCKET", CacheVariables.boolean]
   }),
-  "S3CACHE"
-).pipe(
-  Config.mapOrFail(({ accessKeyId, bucket, secretAccessKey, sessionToken, ...rest }) => {
+  accessKeyId: Config.option(Config.redacted("S3CACHE_AWS_ACCESS_KEY_ID")),
+  secretAccessKey: Config.option(Config.redacted("S3CACHE_AWS_SECRET_ACCESS_KEY")),
+  sessionToken: Config.option(Config.redacted("S3CACHE_AWS_SESSION_TOKEN"))
+}).pipe(
+  Config.mapOrFail(({ accessKeyId, bucket, options, secretAccessKey, sessionToken }) => {
+    if (Option.isNone(bucket)) {
+      // missing data, so that `Config.option(S3BlobStore.config)` still means "no S3 configured"
+      return Either.left(
+        ConfigError.MissingData(
+          ["S3CACHE_S3_BUCKET"],
+          "S3CACHE_S3_BUCKET is not set: set it to the bucket that holds the payloads (it must exist)"
+        )
+      )
+    }
     if (Option.isSome(accessKeyId) !== Option.isSome(secretAccessKey)) {
       return Either.left(
         ConfigError.InvalidData(
-          [],
+          [Option.isSome(accessKeyId) ? "S3CACHE_AWS_SECRET_ACCESS_KEY" : "S3CACHE_AWS_ACCESS_KEY_ID"],
           "set both S3CACHE_AWS_ACCESS_KEY_ID and S3CACHE_AWS_SECRET_ACCESS_KEY, or neither to use the AWS SDK's " +
             "default credential chain"
         )
       )
     }
-    const out: Record<string, unknown> = { bucket }
-    for (const [name, value] of Object.entries(rest as Record<string, Option.Option<unknown>>)) {
-      if (Option.isSome(value)) out[name] = value.value
-    }
-    if (Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)) {
-      out.credentials = {
+    const credentials = Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+      ? {
         accessKeyId: accessKeyId.value,
         secretAccessKey: secretAccessKey.value,
         sessionToken: Option.getOrUndefined(sessionToken)
       } satisfies Credentials
-    }
-    return Either.right(out as unknown as Options)
+      : undefined
+    return Either.right(CacheVariables.withVariables(
+      { ...options, bucket: bucket.value, ...(credentials !== undefined ? { credentials } : {}) } satisfies Options,
+      {
+        bucket: "S3CACHE_S3_BUCKET",
+        ...(credentials !== undefined ? { credentials: "S3CACHE_AWS_ACCESS_KEY_ID" } : {})
+      }
+    ))
   })
 )
 
 /**
- * `layer`, with options from a `Config`: by default `config`, the `S3CACHE_*` variables.
+ * `layer`, with options from a `Config`: by default `config`, the `S3CACHE_*` variables. It first logs one warning
+ * for `S3CACHE_*` variables that no package reads (`CacheVariables.warnUnknownVariables`): a misspelt one would
+ * otherwise be ignored without a word.
  *
  * @example
  * import { S3BlobStore } from "@s3cache/s3"
@@ -271,4 +286,7 @@ export const config: Config.Config<Options> = Config.nested(
 export const layerConfig = (
   options: Config.Config.Wrap<Options> = config
 ): Layer.Layer<BlobStore, CacheInputError | BlobStoreError | ConfigError.ConfigError> =>
-  Layer.scoped(BlobStore, Effect.flatMap(Config.unwrap(options), make))
+  Layer.scoped(
+    BlobStore,
+    Effect.zipRight(CacheVariables.warnUnknownVariables, Effect.flatMap(Config.unwrap(options), make))
+  )

@@ -149,6 +149,8 @@ export const make = (
   // When a store is down every call fails the same way: one warning per operation, kind of failure and window says
   // so, the rest are logged at debug level and counted, and the next warning tells how many there were. The kind is
   // part of the window's key, so one failure (an invalid TTL) never hides another (an invalid namespace).
+  // The warning is one line (what failed, the error's reason and message, what the cache did); the cause, with
+  // Effect's fiber and span trace, is logged beside it at debug level.
   const windows = new Map<string, { start: number; suppressed: number }>()
   const report: Fence["report"] = (operation, consequence, cause) =>
     Effect.zipRight(
@@ -161,9 +163,11 @@ export const make = (
           ? Effect.suspend(() => {
             const suppressed = window?.suppressed ?? 0
             windows.set(key, { start: now, suppressed: 0 })
-            return Effect.logWarning(
-              suppressed === 0 ? message : `${message} (and ${suppressed} more ${operation} failures before it)`,
-              cause
+            return Effect.zipRight(
+              Effect.logWarning(
+                suppressed === 0 ? message : `${message} (and ${suppressed} more ${operation} failures before it)`
+              ),
+              Effect.logDebug(message, cause)
             )
           })
           : Effect.suspend(() => {
@@ -293,11 +297,11 @@ const kindOf = (cause: Cause.Cause<unknown>): string => {
   return `${String(tag)}:${String(reason)}`
 }
 
+// One line: an error's message may hold line breaks (a driver's, a defect's), and a log line must not.
 const describe = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    return error instanceof Error ? error.message : String(error)
-  }
-  return Cause.pretty(cause).split("\n")[0] ?? "unknown defect"
+  const text = Option.isSome(failure)
+    ? failure.value instanceof Error ? failure.value.message : String(failure.value)
+    : Cause.pretty(cause).split("\n")[0] ?? "unknown defect"
+  return text.replace(/\s*[\r\n]+\s*/g, " ").trim()
 }

@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -123,8 +124,8 @@ const refuseRoot = (root: string, problem: string): BlobStoreError =>
   })
 
 // The link's target makes the message easier to act on; a link removed meanwhile is still reported, without it.
-const refuseSymbolicLink = (root: string): Effect.Effect<never, BlobStoreError> =>
-  tryFs(() => fsPromises.readlink(root)).pipe(
+const refuseSymbolicLink = (setupFs: SetupFs, root: string): Effect.Effect<never, BlobStoreError> =>
+  tryFs(() => setupFs.readlink(root)).pipe(
     Effect.option,
     Effect.flatMap((target) =>
       Effect.fail(refuseRoot(
@@ -138,11 +139,11 @@ const refuseSymbolicLink = (root: string): Effect.Effect<never, BlobStoreError> 
 
 // After a failed creation: a dangling link fails it with a misleading "not found" or "exists", so report the link
 // instead. Any failure of `lstat` here leaves the creation's own error to be reported.
-const refuseIfSymbolicLink = (root: string): Effect.Effect<void, BlobStoreError> =>
-  tryFs(() => fsPromises.lstat(root)).pipe(
+const refuseIfSymbolicLink = (setupFs: SetupFs, root: string): Effect.Effect<void, BlobStoreError> =>
+  tryFs(() => setupFs.lstat(root)).pipe(
     Effect.option,
     Effect.flatMap((info) =>
-      Option.isSome(info) && info.value.isSymbolicLink() ? refuseSymbolicLink(root) : Effect.void
+      Option.isSome(info) && info.value.isSymbolicLink() ? refuseSymbolicLink(setupFs, root) : Effect.void
     )
   )
 
@@ -158,11 +159,11 @@ const refuseIfSymbolicLink = (root: string): Effect.Effect<void, BlobStoreError>
  * reach them. Without a process uid (Windows) there is no owner to compare and no POSIX mode to set; the per-user
  * temporary folder is private there.
  */
-const secureRoot = Effect.fnUntraced(function*(root: string) {
-  const info = yield* tryFs(() => fsPromises.lstat(root)).pipe(
+const secureRoot = Effect.fnUntraced(function*(setupFs: SetupFs, root: string) {
+  const info = yield* tryFs(() => setupFs.lstat(root)).pipe(
     Effect.mapError(toBlobStoreError("make", undefined, `cannot inspect the store's folder ${root}`))
   )
-  if (info.isSymbolicLink()) return yield* refuseSymbolicLink(root)
+  if (info.isSymbolicLink()) return yield* refuseSymbolicLink(setupFs, root)
   const uid = process.getuid?.()
   if (uid === undefined) return
   if (info.uid !== uid) {
@@ -173,7 +174,7 @@ const secureRoot = Effect.fnUntraced(function*(root: string) {
     ))
   }
   if ((info.mode & 0o077) !== 0) {
-    yield* tryFs(() => fsPromises.chmod(root, directoryMode)).pipe(
+    yield* tryFs(() => setupFs.chmod(root, directoryMode)).pipe(
       Effect.mapError(toBlobStoreError("make", undefined, `cannot restrict the store's folder ${root} to its owner`))
     )
   }
@@ -184,17 +185,66 @@ type ListTask =
   | { readonly _tag: "Entries"; readonly keyPrefix: string; readonly names: ReadonlyArray<string>; offset: number }
 
 /**
+ * How long creating and checking the root folder may take when the store is built. A folder on a network mount
+ * whose server is gone (a hard NFS mount) never answers `mkdir` or `lstat`; without a bound, building the layer, and
+ * so starting the program, would hang. Nothing else bounds it: the cache's `blobTimeout` covers its calls to a
+ * store, not the building of one.
+ *
+ * @internal
+ */
+export const setupTimeout: Duration.Duration = Duration.seconds(10)
+
+/**
+ * The `node:fs` calls that set up the root folder, replaceable so a test can stand in for a mount that never
+ * answers.
+ *
+ * @internal
+ */
+export interface SetupFs {
+  readonly mkdir: (path: string, options: { readonly recursive: true; readonly mode: number }) => Promise<unknown>
+  readonly lstat: (path: string) => Promise<fs.Stats>
+  readonly chmod: (path: string, mode: number) => Promise<void>
+  readonly readlink: (path: string) => Promise<string>
+}
+
+const nodeSetupFs: SetupFs = {
+  mkdir: (path, options) => fsPromises.mkdir(path, options),
+  lstat: (path) => fsPromises.lstat(path),
+  chmod: (path, mode) => fsPromises.chmod(path, mode),
+  readlink: (path) => fsPromises.readlink(path)
+}
+
+const setupTimedOut = (root: string, timeout: Duration.Duration): BlobStoreError =>
+  new BlobStoreError({
+    reason: "Timeout",
+    method: "make",
+    description: `the store's folder ${root} (directory, or S3CACHE_LOCAL_PATH for Cache.layerEmbeddedConfig) did ` +
+      `not answer within ${Duration.format(timeout)}: a network mount whose server is unreachable? Check the mount, ` +
+      "or point the store at a folder on a local disk"
+  })
+
+/**
+ * `setup` replaces the `node:fs` calls that create and check the root folder, and `timeout` their bound: for tests.
+ *
  * @since 0.1.0
  */
-export const make = Effect.fnUntraced(function*(options: FileSystemOptions) {
+export const make = Effect.fnUntraced(function*(
+  options: FileSystemOptions,
+  setup: { readonly fs?: SetupFs | undefined; readonly timeout?: Duration.DurationInput | undefined } = {}
+) {
   const root = path.resolve(options.directory)
   const spanAttributes = { "s3cache.blob_store": "file_system", "s3cache.directory": root } as const
+  const setupFs = setup.fs ?? nodeSetupFs
+  const timeout = Duration.decode(setup.timeout ?? setupTimeout)
 
-  yield* tryFs(() => fsPromises.mkdir(root, { recursive: true, mode: directoryMode })).pipe(
+  yield* tryFs(() => setupFs.mkdir(root, { recursive: true, mode: directoryMode })).pipe(
     Effect.mapError(toBlobStoreError("make", undefined, `cannot create the store's folder ${root}`)),
-    Effect.tapError(() => refuseIfSymbolicLink(root))
+    Effect.tapError(() => refuseIfSymbolicLink(setupFs, root)),
+    Effect.zipRight(secureRoot(setupFs, root)),
+    // an abandoned `mkdir` on a dead mount keeps one thread of libuv's pool until the mount answers: nothing in Node
+    // can cancel it, but the program goes on
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => setupTimedOut(root, timeout) })
   )
-  yield* secureRoot(root)
 
   // Keys are validated first, so every segment is a plain file name and the result stays under `root`.
   const toPath = (key: string): string => path.join(root, ...key.split("/").filter((segment) => segment !== ""))

@@ -8,6 +8,39 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import { CacheInputError } from "../CacheError.js"
 import { Either } from "./effect3.js"
+import { variablesOf } from "./variables.js"
+
+/**
+ * An option, and the variable it was read from when it came from the environment: messages name what the user
+ * wrote, the option in code or the variable in the environment.
+ *
+ * @internal
+ */
+export interface OptionSource {
+  readonly option: string
+  readonly variable?: string | undefined
+}
+
+/** An option's name, or where it came from. @internal */
+export type OptionRef = string | OptionSource
+
+/** Where `option` of `options` came from: a variable when a `*Config` layer read it from one. @internal */
+export const sourceOf = (options: object, option: string): OptionSource => {
+  const variable = variablesOf(options)[option]
+  return variable === undefined ? { option } : { option, variable }
+}
+
+/** The name to put in a message: the variable when the value came from one, else the option. @internal */
+export const nameOf = (ref: OptionRef): string => typeof ref === "string" ? ref : ref.variable ?? ref.option
+
+const fromVariable = (ref: OptionRef): boolean => typeof ref !== "string" && ref.variable !== undefined
+
+// How to write a duration where the value came from: a variable takes a bare number as seconds (CacheConfig.duration),
+// code takes it as milliseconds (Effect's `Duration.DurationInput`).
+const durationExample = (ref: OptionRef, example: string): string =>
+  fromVariable(ref)
+    ? `set e.g. ${nameOf(ref)}=30 (seconds) or ${nameOf(ref)}="${example}"`
+    : `pass e.g. "${example}", Duration.seconds(30) or a number of milliseconds`
 
 /** @internal */
 export const invalid = (method: string, description: string) =>
@@ -16,7 +49,7 @@ export const invalid = (method: string, description: string) =>
 /** A positive, finite duration, or a typed error naming the option. @internal */
 export const positiveDuration = (
   input: Duration.DurationInput,
-  option: string,
+  option: OptionRef,
   method: string,
   reason: "InvalidOption" | "InvalidTtl" = "InvalidOption"
 ): Either.Either<Duration.Duration, CacheInputError> => {
@@ -27,8 +60,8 @@ export const positiveDuration = (
       new CacheInputError({
         reason,
         method,
-        description: `${option} must be a finite duration of at least 1 millisecond (got ${String(input)}); ` +
-          "pass e.g. \"10 minutes\", Duration.seconds(30) or a number of milliseconds"
+        description: `${nameOf(option)} must be a finite duration of at least 1 millisecond (got ${show(input)}); ` +
+          durationExample(option, "10 minutes")
       })
     )
 }
@@ -41,7 +74,7 @@ export const positiveDuration = (
  */
 export const nonNegativeDuration = (
   input: Duration.DurationInput,
-  option: string,
+  option: OptionRef,
   method: string
 ): Either.Either<Duration.Duration, CacheInputError> => {
   const negative = (typeof input === "number" && !(input >= 0)) ||
@@ -55,20 +88,32 @@ export const nonNegativeDuration = (
       new CacheInputError({
         reason: "InvalidOption",
         method,
-        description: `${option} must be a finite duration of zero or more (got ${String(input)}); ` +
-          "pass e.g. \"1 hour\", Duration.minutes(30) or a number of milliseconds"
+        description: `${nameOf(option)} must be a finite duration of zero or more (got ${show(input)}); ` +
+          durationExample(option, "1 hour")
       })
     )
 }
 
 /** @internal */
-export const positiveInteger = (value: number, option: string, method: string) =>
+export const positiveInteger = (value: number, option: OptionRef, method: string) =>
   Number.isSafeInteger(value) && value > 0
     ? Either.right(value)
-    : Either.left(invalid(method, `${option} must be a positive integer (got ${String(value)})`))
+    : Either.left(invalid(method, `${nameOf(option)} must be a positive integer (got ${String(value)})`))
 
 /** @internal */
-export const nonNegativeInteger = (value: number, option: string, method: string) =>
+export const nonNegativeInteger = (value: number, option: OptionRef, method: string) =>
   Number.isSafeInteger(value) && value >= 0
     ? Either.right(value)
-    : Either.left(invalid(method, `${option} must be an integer of 0 or more (got ${String(value)})`))
+    : Either.left(invalid(method, `${nameOf(option)} must be an integer of 0 or more (got ${String(value)})`))
+
+// A decoded duration as a person writes it ("0", "10m"), anything else as it was given.
+const show = (input: unknown): string => {
+  if (Duration.isDuration(input)) {
+    try {
+      return Duration.format(input)
+    } catch {
+      return String(input)
+    }
+  }
+  return String(input)
+}

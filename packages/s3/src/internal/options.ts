@@ -7,6 +7,7 @@
 import * as BlobStore from "@s3cache/core/BlobStore"
 import * as CacheConfig from "@s3cache/core/CacheConfig"
 import { CacheInputError } from "@s3cache/core/CacheError"
+import * as CacheVariables from "@s3cache/core/CacheVariables"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -74,58 +75,118 @@ const invalid = (description: string) => new CacheInputError({ reason: "InvalidO
 // characters) that still exist; anything else cannot be a bucket anywhere.
 const bucketPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/
 
-const integerIn = (value: number, option: string, min: number, max: number, unit = "") =>
-  Number.isSafeInteger(value) && value >= min && value <= max
-    ? Either.right(value)
-    : Either.left(invalid(`${option} must be an integer from ${min}${unit} to ${max}${unit} (got ${String(value)})`))
-
-const durationMs = (input: Duration.DurationInput, option: string) =>
-  Either.map(CacheConfig.positiveDuration(input, option, method), Duration.toMillis)
+// Sizes as people write them: 5 MiB (5242880), so the range reads at a glance and the bytes can be copied.
+const showBytes = (bytes: number): string =>
+  bytes >= 1024 * MiB && bytes % (1024 * MiB) === 0
+    ? `${bytes / (1024 * MiB)} GiB (${bytes})`
+    : bytes >= MiB && bytes % MiB === 0
+    ? `${bytes / MiB} MiB (${bytes})`
+    : String(bytes)
 
 /** @internal */
 export const resolve = (options: Options): Effect.Effect<Resolved, CacheInputError> =>
   Effect.gen(function*() {
+    // Messages name what the user wrote: the variable when `config` read the option from one, else the option.
+    const source = (option: keyof Options) => CacheVariables.sourceOf(options, option)
+    const name = (option: keyof Options) => CacheVariables.optionName(source(option))
+    const fromVariable = (option: keyof Options) => source(option).variable !== undefined
+    const integerIn = (
+      option: keyof Options,
+      value: number,
+      min: number,
+      max: number,
+      show: (n: number) => string = String
+    ) =>
+      Number.isSafeInteger(value) && value >= min && value <= max
+        ? Either.right(value)
+        : Either.left(
+          invalid(`${name(option)} must be a whole number from ${show(min)} to ${show(max)} (got ${String(value)})`)
+        )
+    const durationMs = (option: "timeout" | "connectTimeout", input: Duration.DurationInput) =>
+      Either.map(CacheConfig.positiveDuration(input, source(option), method), Duration.toMillis)
+    const booleanOf = (option: "forcePathStyle" | "verifyBucket") => {
+      const value = options[option]
+      return value === undefined || typeof value === "boolean"
+        ? Either.right(value ?? false)
+        : Either.left(invalid(`${name(option)} must be true or false (got ${String(value)})`))
+    }
+
     const bucket = options.bucket
     if (typeof bucket !== "string" || !bucketPattern.test(bucket)) {
       return yield* invalid(
-        `bucket ${JSON.stringify(bucket)} is not a valid bucket name: 3 to 63 characters of a-z 0-9 . - starting ` +
-          "and ending with a letter or digit (set S3CACHE_S3_BUCKET)"
+        `${name("bucket")} must be a bucket name: 3 to 63 characters of a-z 0-9 . - starting and ending with a ` +
+          `letter or digit (got ${JSON.stringify(bucket)})`
       )
     }
     const rawPrefix = options.prefix ?? defaults.prefix
+    if (typeof rawPrefix !== "string") {
+      return yield* invalid(`${name("prefix")} must be a string such as "query-cache" (got ${String(rawPrefix)})`)
+    }
     const prefix = rawPrefix.endsWith("/") ? rawPrefix.slice(0, -1) : rawPrefix
     if (prefix !== "") {
       yield* BlobStore.validateObjectKey("make", prefix).pipe(
-        Effect.mapError((error) => invalid(`prefix: ${error.description ?? error.message} (set S3CACHE_S3_PREFIX)`))
+        Effect.mapError((error) =>
+          invalid(
+            `${name("prefix")} must be "" or /-separated segments of A-Z a-z 0-9 . _ = - (got ${
+              JSON.stringify(rawPrefix)
+            }: ${error.description ?? error.message})`
+          )
+        )
       )
     }
-    const endpoint = yield* parseEndpoint(options.endpoint)
-    const sse = yield* resolveSse(options)
-    const timeoutMs = yield* durationMs(options.timeout ?? defaults.timeout, "timeout")
-    const connectTimeoutMs = yield* durationMs(options.connectTimeout ?? defaults.connectTimeout, "connectTimeout")
+    const region = options.region ?? defaults.region
+    if (typeof region !== "string" || region.trim() === "") {
+      return yield* invalid(`${name("region")} must be a region such as "eu-west-1" (got ${JSON.stringify(region)})`)
+    }
+    const endpoint = yield* parseEndpoint(options.endpoint, name("endpoint"))
+    const sse = yield* resolveSse(options, fromVariable("kmsKeyId") || fromVariable("serverSideEncryption"))
+    const timeoutMs = yield* durationMs("timeout", options.timeout ?? defaults.timeout)
+    const connectTimeoutMs = yield* durationMs("connectTimeout", options.connectTimeout ?? defaults.connectTimeout)
     const minThroughput = options.minThroughput ?? defaults.minThroughput
-    if (!Number.isFinite(minThroughput) || minThroughput < 1024) {
+    if (typeof minThroughput !== "number" || !Number.isFinite(minThroughput) || minThroughput < 1024) {
       return yield* invalid(
-        `minThroughput must be a number of bytes per second of at least 1024 (got ${minThroughput})`
+        `${name("minThroughput")} must be a number of bytes per second of at least 1024 (got ${String(minThroughput)})`
       )
     }
-    const partSize = yield* integerIn(options.partSize ?? defaults.partSize, "partSize", minPartSize, maxPartSize)
-    const multipartThreshold = yield* integerIn(
-      options.multipartThreshold ?? defaults.multipartThreshold,
-      "multipartThreshold",
+    const partSize = yield* integerIn(
+      "partSize",
+      options.partSize ?? defaults.partSize,
       minPartSize,
-      maxPartSize
+      maxPartSize,
+      showBytes
+    )
+    const multipartThreshold = yield* integerIn(
+      "multipartThreshold",
+      options.multipartThreshold ?? defaults.multipartThreshold,
+      minPartSize,
+      maxPartSize,
+      showBytes
     )
     const credentials = options.credentials
-    if (credentials !== undefined && Redacted.value(credentials.accessKeyId).length === 0) {
-      return yield* invalid("credentials.accessKeyId is empty (set S3CACHE_AWS_ACCESS_KEY_ID)")
+    if (credentials !== undefined) {
+      // from the environment both keys come from variables of their own
+      const [accessKey, secretKey] = fromVariable("credentials")
+        ? ["S3CACHE_AWS_ACCESS_KEY_ID", "S3CACHE_AWS_SECRET_ACCESS_KEY"]
+        : ["credentials.accessKeyId", "credentials.secretAccessKey"]
+      if (Redacted.value(credentials.accessKeyId).length === 0) {
+        return yield* invalid(`${accessKey} is empty: set it, or leave out the credentials to use the SDK's chain`)
+      }
+      if (Redacted.value(credentials.secretAccessKey).length === 0) {
+        return yield* invalid(`${secretKey} is empty: set it, or leave out the credentials to use the SDK's chain`)
+      }
+    }
+    const checksums = options.checksums
+    if (checksums !== undefined && checksums !== "when-required" && checksums !== "when-supported") {
+      return yield* invalid(
+        `${name("checksums")} must be "when-required" or "when-supported" (got ${JSON.stringify(String(checksums))})`
+      )
     }
     return {
       bucket,
       keyPrefix: prefix === "" ? "" : `${prefix}/`,
-      region: options.region ?? defaults.region,
+      region,
       endpoint,
-      forcePathStyle: options.forcePathStyle ?? false,
+      forcePathStyle: yield* booleanOf("forcePathStyle"),
       credentials: credentials === undefined ? undefined : {
         accessKeyId: Redacted.value(credentials.accessKeyId),
         secretAccessKey: Redacted.value(credentials.secretAccessKey),
@@ -135,25 +196,28 @@ export const resolve = (options: Options): Effect.Effect<Resolved, CacheInputErr
       timeoutMs,
       connectTimeoutMs,
       minThroughput,
-      getAttempts: yield* integerIn(options.getAttempts ?? defaults.getAttempts, "getAttempts", 1, 10),
-      attempts: yield* integerIn(options.attempts ?? defaults.attempts, "attempts", 1, 10),
+      getAttempts: yield* integerIn("getAttempts", options.getAttempts ?? defaults.getAttempts, 1, 10),
+      attempts: yield* integerIn("attempts", options.attempts ?? defaults.attempts, 1, 10),
       multipartThreshold,
       partSize,
       uploadConcurrency: yield* integerIn(
-        options.uploadConcurrency ?? defaults.uploadConcurrency,
         "uploadConcurrency",
+        options.uploadConcurrency ?? defaults.uploadConcurrency,
         1,
         64
       ),
-      maxSockets: yield* integerIn(options.maxSockets ?? defaults.maxSockets, "maxSockets", 1, 4096),
+      maxSockets: yield* integerIn("maxSockets", options.maxSockets ?? defaults.maxSockets, 1, 4096),
       // The aws-chunked trap (RELIABILITY.md): S3-compatible servers may store the checksum framing inside the
       // object or reject the headers, so checksums are sent only where required unless the target is AWS itself.
-      checksums: options.checksums ?? (endpoint === undefined ? "when-supported" : "when-required"),
-      verifyBucket: options.verifyBucket ?? false
+      checksums: checksums ?? (endpoint === undefined ? "when-supported" : "when-required"),
+      verifyBucket: yield* booleanOf("verifyBucket")
     }
   })
 
-const parseEndpoint = (endpoint: string | undefined): Effect.Effect<URL | undefined, CacheInputError> => {
+const parseEndpoint = (
+  endpoint: string | undefined,
+  name: string
+): Effect.Effect<URL | undefined, CacheInputError> => {
   if (endpoint === undefined || endpoint === "") return Effect.succeed(undefined)
   try {
     const url = new URL(endpoint)
@@ -162,14 +226,14 @@ const parseEndpoint = (endpoint: string | undefined): Effect.Effect<URL | undefi
   } catch {
     return Effect.fail(
       invalid(
-        `endpoint ${JSON.stringify(endpoint)} is not an http(s) URL; pass e.g. "http://127.0.0.1:9000" for MinIO or ` +
-          "\"https://<account>.r2.cloudflarestorage.com\" for R2 (set S3CACHE_S3_ENDPOINT)"
+        `${name} must be an http(s) URL such as "http://127.0.0.1:9000" for MinIO or ` +
+          `"https://<account>.r2.cloudflarestorage.com" for R2 (got ${JSON.stringify(endpoint)})`
       )
     )
   }
 }
 
-const resolveSse = (options: Options): Effect.Effect<Resolved["sse"], CacheInputError> => {
+const resolveSse = (options: Options, fromVariables: boolean): Effect.Effect<Resolved["sse"], CacheInputError> => {
   const mode = options.serverSideEncryption ?? defaults.serverSideEncryption
   const keyId = options.kmsKeyId === "" ? undefined : options.kmsKeyId
   switch (mode) {
@@ -178,8 +242,11 @@ const resolveSse = (options: Options): Effect.Effect<Resolved["sse"], CacheInput
       return keyId !== undefined
         ? Effect.fail(
           invalid(
-            `kmsKeyId is set but serverSideEncryption is ${JSON.stringify(mode)}; set serverSideEncryption to ` +
-              "\"aws:kms\" (S3CACHE_S3_SSE=aws:kms) or remove the key id"
+            fromVariables
+              ? `S3CACHE_S3_KMS_KEY_ID is set but S3CACHE_S3_SSE is ${JSON.stringify(mode)}; set ` +
+                "S3CACHE_S3_SSE=aws:kms or unset S3CACHE_S3_KMS_KEY_ID"
+              : `kmsKeyId is set but serverSideEncryption is ${JSON.stringify(mode)}; set serverSideEncryption to ` +
+                "\"aws:kms\" or remove kmsKeyId"
           )
         )
         : Effect.succeed(mode === "AES256" ? { ServerSideEncryption: "AES256" } : {})
@@ -187,7 +254,11 @@ const resolveSse = (options: Options): Effect.Effect<Resolved["sse"], CacheInput
       return Effect.succeed({ ServerSideEncryption: "aws:kms", ...(keyId !== undefined ? { SSEKMSKeyId: keyId } : {}) })
     default:
       return Effect.fail(
-        invalid(`serverSideEncryption must be "AES256", "aws:kms" or "none" (got ${JSON.stringify(String(mode))})`)
+        invalid(
+          `${
+            CacheVariables.optionName(CacheVariables.sourceOf(options, "serverSideEncryption"))
+          } must be "AES256", "aws:kms" or "none" (got ${JSON.stringify(String(mode))})`
+        )
       )
   }
 }
