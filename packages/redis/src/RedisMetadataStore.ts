@@ -3,7 +3,10 @@
  * Redis (standalone or Cluster), every multi-step change one atomic Lua script, one round trip per lookup.
  *
  * The layer builds even when Redis is down: calls then fail fast, the cache runs uncached (fail-open), and the
- * client reconnects by itself. The store id is read at first use, not at build time, for the same reason.
+ * client reconnects by itself. The store id is read at first use, not at build time, for the same reason. A server
+ * that answers but refuses the options (the password, the database of the url) fails the build: waiting would not fix
+ * that. Either way the message says what happened and what to change (the variable or option to fix), and so do the
+ * failures of later calls while there is no connection. `diagnose` checks a deployment's Redis before it serves.
  *
  * Run Redis with `maxmemory-policy noeviction` (or `volatile-lru` / `volatile-ttl`): under `allkeys-*` Redis may evict
  * the indexes and the store id (see the package README).
@@ -24,6 +27,7 @@
 import * as CacheBus from "@s3cache/core/CacheBus"
 import * as CacheConfig from "@s3cache/core/CacheConfig"
 import { CacheInputError } from "@s3cache/core/CacheError"
+import * as CacheVariables from "@s3cache/core/CacheVariables"
 import { MetadataStore } from "@s3cache/core/MetadataStore"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -36,6 +40,7 @@ import type * as Scope from "effect/Scope"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import * as bus from "./internal/bus.js"
 import * as client from "./internal/client.js"
+import * as internalDiagnose from "./internal/diagnose.js"
 import { ConfigError, Either } from "./internal/effect3.js"
 import * as store from "./internal/store.js"
 
@@ -53,7 +58,10 @@ export type Client = client.Client
  * @category models
  */
 export interface Options {
-  /** `redis://[user:password@]host:port/db`, or `rediss://` for TLS; default `redis://localhost:6379/0` */
+  /**
+   * `redis://[user:password@]host:port/db`, or `rediss://` for TLS; default `redis://localhost:6379/0`. A password
+   * or a database the server refuses fails the build of the store; a server that is down does not.
+   */
   readonly url?: string | undefined
   /** the nodes of a Redis Cluster (instead of `url`) */
   readonly nodes?: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
@@ -150,11 +158,15 @@ const connect = (options: Options) =>
     }
     const slotsPerNamespace = options.slotsPerNamespace ?? 1
     if (!Number.isSafeInteger(slotsPerNamespace) || slotsPerNamespace < 1 || slotsPerNamespace > 1024) {
-      return yield* invalid(`slotsPerNamespace must be an integer from 1 to 1024 (got ${String(slotsPerNamespace)})`)
+      return yield* invalid(
+        `${
+          CacheVariables.optionName(CacheVariables.sourceOf(options, "slotsPerNamespace"))
+        } must be an integer from 1 to 1024 (got ${String(slotsPerNamespace)})`
+      )
     }
     const lruResolution = yield* CacheConfig.nonNegativeDuration(
       options.lruResolution ?? "1 second",
-      "lruResolution",
+      CacheVariables.sourceOf(options, "lruResolution"),
       method
     )
     if ([options.url, options.nodes, options.client].filter((_) => _ !== undefined).length > 1) {
@@ -166,22 +178,22 @@ const connect = (options: Options) =>
     }
     const commandTimeout = yield* CacheConfig.positiveDuration(
       options.commandTimeout ?? "250 millis",
-      "commandTimeout",
+      CacheVariables.sourceOf(options, "commandTimeout"),
       method
     )
     const connectTimeout = yield* CacheConfig.positiveDuration(
       options.connectTimeout ?? "1 second",
-      "connectTimeout",
+      CacheVariables.sourceOf(options, "connectTimeout"),
       method
     )
     const awaitReady = options.awaitReady === undefined
       ? connectTimeout
       : Option.getOrElse(Duration.decodeUnknown(options.awaitReady), () => connectTimeout)
 
-    let refused: string | undefined
+    let watched: client.Watch | undefined
     const redis = options.client !== undefined ? options.client : yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const owned = client.create({
+        const connection: client.ConnectionOptions = {
           url: options.url ?? (options.nodes === undefined ? "redis://localhost:6379/0" : undefined),
           nodes: options.nodes,
           username: options.username,
@@ -190,16 +202,12 @@ const connect = (options: Options) =>
           connectTimeoutMs: Duration.toMillis(connectTimeout),
           redisOptions: options.redisOptions,
           clusterOptions: options.clusterOptions
-        })
-        // without a listener, a connection error is an unhandled 'error' event and kills the process; the commands
-        // that fail meanwhile are reported by the cache. A database the server does not have is refused on every
-        // connection, after which ioredis would send every command to database 0: the client is closed instead.
-        owned.on("error", (error: Error) => {
-          if (client.isDatabaseRefusal(error)) {
-            refused = error.message
-            owned.disconnect()
-          }
-        })
+        }
+        const owned = client.create(connection)
+        // the client's 'error' listener: connection errors are explained and kept, so that the commands that fail
+        // meanwhile (reported by the cache) say why; a database the server does not have closes the client
+        if (!owned.isCluster) watched = client.watch(owned, client.originOf(connection))
+        else owned.on("error", () => {})
         owned.connect().catch(() => {})
         return owned
       }),
@@ -210,14 +218,11 @@ const connect = (options: Options) =>
           Effect.ensuring(Effect.sync(() => owned.disconnect()))
         )
     )
-    yield* waitUntilReady(redis, awaitReady, () => refused !== undefined)
-    if (refused !== undefined) {
-      return yield* invalid(
-        `Redis refused the database of the url (${refused}): the server has fewer databases (its \`databases\` ` +
-          "setting, 16 by default; a Cluster has only 0). Fix the /<db> at the end of the url (S3CACHE_REDIS_URL); " +
-          "nothing was sent to another database"
-      )
-    }
+    yield* waitUntilReady(redis, awaitReady, watched)
+    // the server refused what the options say (a password, a database): that is for the user to fix, and waiting
+    // will not fix it. Redis being down is not: the store is built, and the cache runs uncached until it answers.
+    const refusal = watched?.problem()
+    if (refusal !== undefined && client.isRefusal(refusal)) return yield* invalid(refusal.description)
     return {
       commandTimeoutMs: Duration.toMillis(commandTimeout),
       keyPrefix,
@@ -231,27 +236,50 @@ const connect = (options: Options) =>
     }
   })
 
-/** Wait for the client to be ready, at most `budget`; `closed`: it was closed on purpose (then no wait, no warning). */
-const waitUntilReady = (redis: client.Client, budget: Duration.Duration, closed: () => boolean) =>
-  Effect.async<void>((resume) => {
-    if (redis.status === "ready" || closed()) return resume(Effect.void)
+/**
+ * Wait for the client to be ready, at most `budget`, or until the server refuses the options (a password, a database):
+ * then no wait and no warning, the caller fails. Otherwise the warning says why Redis did not answer, where known.
+ */
+const waitUntilReady = (redis: client.Client, budget: Duration.Duration, watched: client.Watch | undefined) => {
+  const refused = () => {
+    const problem = watched?.problem()
+    return problem !== undefined && client.isRefusal(problem)
+  }
+  return Effect.async<void>((resume) => {
+    if (redis.status === "ready" || refused()) return resume(Effect.void)
     const onReady = () => resume(Effect.void)
+    const onChange = () => {
+      if (refused()) resume(Effect.void)
+    }
     redis.once("ready", onReady)
     redis.once("end", onReady)
+    const stop = watched?.onChange(onChange)
     return Effect.sync(() => {
       redis.off("ready", onReady)
       redis.off("end", onReady)
+      stop?.()
     })
   }).pipe(
     Effect.timeoutOption(budget),
     Effect.flatMap(Option.match({
-      onNone: () =>
-        closed() ? Effect.void : Effect.logWarning(
-          `s3cache: Redis did not answer within ${Duration.format(budget)}; the cache runs uncached until it does`
-        ),
+      onNone: () => {
+        if (refused() || watched?.closed() === true) return Effect.void
+        const problem = watched?.problem()
+        return Effect.logWarning(
+          problem !== undefined
+            ? `s3cache: ${problem.description}; the cache runs uncached until Redis answers`
+            : `s3cache: Redis at ${client.describeServer(redis)} did not answer within ${Duration.format(budget)}` +
+              (watched?.origin.tls === true
+                ? " (no TLS connection yet: if the server does not speak TLS, use redis:// instead of rediss:// in " +
+                  "the url, S3CACHE_REDIS_URL)"
+                : "") +
+              "; the cache runs uncached until it does"
+        )
+      },
       onSome: () => Effect.void
     }))
   )
+}
 
 /**
  * @since 0.1.0
@@ -273,35 +301,35 @@ export const layer = (options: Options = {}): Layer.Layer<MetadataStore | CacheB
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Options> = Config.nested(
-  Config.all({
-    url: Config.option(Config.string("URL")),
-    nodes: Config.option(Config.array(Config.string(), "CLUSTER_NODES")),
-    username: Config.option(Config.string("USERNAME")),
-    password: Config.option(Config.redacted("PASSWORD")),
-    keyPrefix: Config.option(Config.string("KEY_PREFIX")),
-    commandTimeout: Config.option(CacheConfig.duration("COMMAND_TIMEOUT")),
-    connectTimeout: Config.option(CacheConfig.duration("CONNECT_TIMEOUT")),
-    lruResolution: Config.option(CacheConfig.duration("LRU_RESOLUTION")),
-    slotsPerNamespace: Config.option(Config.integer("SLOTS_PER_NAMESPACE"))
-  }).pipe(Config.mapOrFail(({ nodes, ...rest }) => {
-    const options: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(rest) as Array<[string, Option.Option<unknown>]>) {
-      if (Option.isSome(value)) options[key] = value.value
-    }
-    if (Option.isSome(nodes)) {
-      const parsed = nodes.value.map((node) => /^([^:]+):(\d+)$/.exec(node.trim()))
-      if (parsed.some((match) => match === null)) {
-        return Either.left(
-          ConfigError.InvalidData(["CLUSTER_NODES"], `expected host:port,host:port, got ${nodes.value.join(",")}`)
-        )
-      }
-      options.nodes = parsed.map((match) => ({ host: match![1]!, port: Number(match![2]) }))
-    }
-    return Either.right(options as Options)
-  })),
-  "S3CACHE_REDIS"
-)
+export const config: Config.Config<Options> = Config.all({
+  options: CacheVariables.fromVariables({
+    url: ["S3CACHE_REDIS_URL", Config.string],
+    username: ["S3CACHE_REDIS_USERNAME", Config.string],
+    password: ["S3CACHE_REDIS_PASSWORD", Config.redacted],
+    keyPrefix: ["S3CACHE_REDIS_KEY_PREFIX", Config.string],
+    commandTimeout: ["S3CACHE_REDIS_COMMAND_TIMEOUT", CacheVariables.duration],
+    connectTimeout: ["S3CACHE_REDIS_CONNECT_TIMEOUT", CacheVariables.duration],
+    lruResolution: ["S3CACHE_REDIS_LRU_RESOLUTION", CacheVariables.duration],
+    slotsPerNamespace: ["S3CACHE_REDIS_SLOTS_PER_NAMESPACE", CacheVariables.integer]
+  }),
+  // read by its whole name, so that an error names the variable the user set
+  nodes: Config.option(Config.string("S3CACHE_REDIS_CLUSTER_NODES"))
+}).pipe(Config.mapOrFail(({ nodes, options }) => {
+  if (Option.isNone(nodes)) return Either.right(options as Options)
+  const parsed = nodes.value.split(",").map((node) => /^([^:]+):(\d+)$/.exec(node.trim()))
+  if (parsed.some((match) => match === null)) {
+    return Either.left(
+      ConfigError.InvalidData(
+        ["S3CACHE_REDIS_CLUSTER_NODES"],
+        `expected host:port,host:port, got ${nodes.value}`
+      )
+    )
+  }
+  return Either.right(CacheVariables.withVariables({
+    ...options,
+    nodes: parsed.map((match) => ({ host: match![1]!, port: Number(match![2]) }))
+  }, { nodes: "S3CACHE_REDIS_CLUSTER_NODES" }) as Options)
+}))
 
 /**
  * @since 0.1.0
@@ -310,4 +338,64 @@ export const config: Config.Config<Options> = Config.nested(
 export const layerConfig = (
   options: Config.Config<Options> = config
 ): Layer.Layer<MetadataStore | CacheBus.CacheBus, CacheInputError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(options, layer))
+  Layer.unwrapEffect(Effect.zipRight(CacheVariables.warnUnknownVariables, Effect.map(options, layer)))
+
+/**
+ * One finding of `diagnose`: `status` is `"ok"`, `"warning"` (works, but not as it should) or `"problem"` (the store
+ * cannot work, or works against its guarantees); `detail` says what was found, `fix` what to change when not ok.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Check {
+  readonly name: string
+  readonly status: "ok" | "warning" | "problem"
+  readonly detail: string
+  readonly fix?: string | undefined
+}
+
+/**
+ * Connect to Redis with the store's options and report what an operator should change, one `Check` each:
+ *
+ * - `redis reachable`: a connection opens and the server answers (a refused port, a host that does not answer, a
+ *   server that accepts and stays silent, `rediss://` against a server without TLS are told apart);
+ * - `redis authenticated`: the server accepts the password (NOAUTH, WRONGPASS);
+ * - `redis database`: the url's database exists;
+ * - `redis version`: 5.0 or later (what the store's scripts need);
+ * - `redis maxmemory-policy`: `noeviction`, `volatile-lru` or `volatile-ttl` are ok; `volatile-lfu` and
+ *   `volatile-random` a warning; `allkeys-*` a problem (see the README);
+ * - `redis cluster coverage` (on a Cluster node): `cluster-require-full-coverage no` is ok, `yes` a warning, and so
+ *   is a `CONFIG GET` the server's ACL refuses;
+ * - `clock skew`: this host's clock against Redis's (`TIME`, corrected by half the round trip): a warning above 1 s,
+ *   a problem above 30 s.
+ *
+ * A failing connection step ends the list (the checks after it would say nothing). With `nodes`, every node is
+ * checked on a connection of its own and each check tells the nodes that are not ok; with `client`, only the checks
+ * after connecting run, on that client, which is left open. Never fails and never hangs: every step is bounded by
+ * `connectTimeout` and `commandTimeout` (default 1 s each here), and the connection is closed at the end.
+ *
+ * @example
+ * import { RedisMetadataStore } from "@s3cache/redis"
+ * import * as Effect from "effect/Effect"
+ *
+ * const report = Effect.gen(function*() {
+ *   for (const check of yield* RedisMetadataStore.diagnose({ url: "redis://localhost:6379/0" })) {
+ *     yield* Effect.log(`${check.status} ${check.name}: ${check.detail}${check.fix ? ` (${check.fix})` : ""}`)
+ *   }
+ * })
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const diagnose = (options: Options = {}): Effect.Effect<ReadonlyArray<Check>> =>
+  internalDiagnose.diagnose(options)
+
+/**
+ * `diagnose` with options from `S3CACHE_REDIS_*` variables, as `layerConfig` reads them.
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const diagnoseConfig = (
+  options: Config.Config<Options> = config
+): Effect.Effect<ReadonlyArray<Check>, ConfigError.ConfigError> => Effect.flatMap(options, diagnose)

@@ -791,6 +791,21 @@ describe("RedisMetadataStore", () => {
       assert.deepStrictEqual(cluster.nodes, [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }])
       const bad = yield* Effect.flip(RedisMetadataStore.config.pipe(fromEnv({ S3CACHE_REDIS_CLUSTER_NODES: "a:1,b" })))
       assert.include(String(bad), "host:port")
+      // errors name the variable the user set, not a path under S3CACHE_REDIS
+      assert.include(String(bad), "S3CACHE_REDIS_CLUSTER_NODES")
+      const timeout = yield* Effect.flip(
+        RedisMetadataStore.config.pipe(fromEnv({ S3CACHE_REDIS_COMMAND_TIMEOUT: "soon" }))
+      )
+      assert.include(String(timeout), "S3CACHE_REDIS_COMMAND_TIMEOUT")
+      assert.notInclude(String(timeout), "S3CACHE_REDIS.")
+      // a value that parses but is out of range: the store's check names the variable too
+      const slots = yield* Effect.flip(
+        Layer.build(RedisMetadataStore.layerConfig()).pipe(
+          fromEnv({ S3CACHE_REDIS_URL: "redis://127.0.0.1:1/0", S3CACHE_REDIS_SLOTS_PER_NAMESPACE: "0" }),
+          Effect.scoped
+        )
+      )
+      assert.include(String(slots.message), "S3CACHE_REDIS_SLOTS_PER_NAMESPACE must be an integer from 1 to 1024")
     }))
 
   it.scoped("layerConfig builds a working store from variables", () =>
