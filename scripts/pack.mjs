@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const destination = path.resolve(process.argv[2] ?? path.join(root, "packed"))
-const libraries = ["core", "redis", "s3", "arrow"]
+const libraries = ["core", "redis", "s3", "arrow", "cli"]
 
 const fail = (message) => {
   console.error(`pack: ${message}`)
@@ -32,6 +32,8 @@ const checkExports = (name, manifest, files) => {
   }
   collect(manifest.exports)
   if (manifest.main) targets.push(manifest.main)
+  // a command's file (the CLI's `s3cache`)
+  if (typeof manifest.bin === "object" && manifest.bin !== null) targets.push(...Object.values(manifest.bin))
   if (manifest.types) targets.push(manifest.types)
   for (const target of targets) {
     const relative = target.replace(/^\.\//, "")

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const dryRun = process.argv.includes("--dry-run")
-const libraries = ["core", "redis", "s3", "arrow"]
+const libraries = ["core", "redis", "s3", "arrow", "cli"]
 
 const run = (command, args) => execFileSync(command, args, { cwd: root, stdio: "inherit" })
 const fail = (message) => {
