@@ -39,7 +39,9 @@ import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import * as bus from "./internal/bus.js"
+import type * as checks from "./internal/checks.js"
 import * as client from "./internal/client.js"
+import * as connection from "./internal/connection.js"
 import * as internalDiagnose from "./internal/diagnose.js"
 import { ConfigError, Either } from "./internal/effect3.js"
 import * as store from "./internal/store.js"
@@ -190,10 +192,10 @@ const connect = (options: Options) =>
       ? connectTimeout
       : Option.getOrElse(Duration.decodeUnknown(options.awaitReady), () => connectTimeout)
 
-    let watched: client.Watch | undefined
+    let watched: connection.Watch | undefined
     const redis = options.client !== undefined ? options.client : yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const connection: client.ConnectionOptions = {
+        const settings: client.ConnectionOptions = {
           url: options.url ?? (options.nodes === undefined ? "redis://localhost:6379/0" : undefined),
           nodes: options.nodes,
           username: options.username,
@@ -203,10 +205,10 @@ const connect = (options: Options) =>
           redisOptions: options.redisOptions,
           clusterOptions: options.clusterOptions
         }
-        const owned = client.create(connection)
+        const owned = client.create(settings)
         // the client's 'error' listener: connection errors are explained and kept, so that the commands that fail
         // meanwhile (reported by the cache) say why; a database the server does not have closes the client
-        if (!owned.isCluster) watched = client.watch(owned, client.originOf(connection))
+        if (!owned.isCluster) watched = connection.watch(owned, connection.originOf(settings))
         else owned.on("error", () => {})
         owned.connect().catch(() => {})
         return owned
@@ -222,7 +224,7 @@ const connect = (options: Options) =>
     // the server refused what the options say (a password, a database): that is for the user to fix, and waiting
     // will not fix it. Redis being down is not: the store is built, and the cache runs uncached until it answers.
     const refusal = watched?.problem()
-    if (refusal !== undefined && client.isRefusal(refusal)) return yield* invalid(refusal.description)
+    if (refusal !== undefined && connection.isRefusal(refusal)) return yield* invalid(refusal.description)
     return {
       commandTimeoutMs: Duration.toMillis(commandTimeout),
       keyPrefix,
@@ -240,10 +242,10 @@ const connect = (options: Options) =>
  * Wait for the client to be ready, at most `budget`, or until the server refuses the options (a password, a database):
  * then no wait and no warning, the caller fails. Otherwise the warning says why Redis did not answer, where known.
  */
-const waitUntilReady = (redis: client.Client, budget: Duration.Duration, watched: client.Watch | undefined) => {
+const waitUntilReady = (redis: client.Client, budget: Duration.Duration, watched: connection.Watch | undefined) => {
   const refused = () => {
     const problem = watched?.problem()
-    return problem !== undefined && client.isRefusal(problem)
+    return problem !== undefined && connection.isRefusal(problem)
   }
   return Effect.async<void>((resume) => {
     if (redis.status === "ready" || refused()) return resume(Effect.void)
@@ -347,12 +349,7 @@ export const layerConfig = (
  * @since 0.2.0
  * @category models
  */
-export interface Check {
-  readonly name: string
-  readonly status: "ok" | "warning" | "problem"
-  readonly detail: string
-  readonly fix?: string | undefined
-}
+export type Check = checks.Check
 
 /**
  * Connect to Redis with the store's options and report what an operator should change, one `Check` each:

@@ -106,6 +106,38 @@ describe("Redis connection errors say what happened and what to change", () => {
       })
     ))
 
+  it.scopedLive("a password in the url's query (?password=): never shown, refused or malformed", () =>
+    withWarnings((warnings) =>
+      Effect.gen(function*() {
+        const secret = "hunter2"
+        // ioredis takes every query parameter as an option, the password among them
+        const refused = yield* RedisMetadataStore.make({
+          url: `redis://127.0.0.1:1/0?password=${secret}`,
+          awaitReady: "500 millis"
+        })
+        const error = yield* failingCall(refused)
+        assert.include(error.message, "Redis at 127.0.0.1:1 refused the connection")
+        assert.notInclude(error.message, secret)
+        assert.isAbove(warnings.length, 0)
+        for (const warning of warnings) assert.notInclude(warning, secret)
+        const checks = yield* RedisMetadataStore.diagnose({ url: `redis://127.0.0.1:1/0?password=${secret}` })
+        assert.strictEqual(checks[0]?.status, "problem")
+        assert.notInclude(JSON.stringify(checks), secret)
+        for (
+          const [url, says] of [
+            [`http://127.0.0.1:1/0?password=${secret}`, "has the scheme http"],
+            [`redis://127.0.0.1:1/zero?db=0&password=${secret}&family=4`, "it must be a number"],
+            [`redis://127.0.0.1:1:6379/0?password=${secret}`, "is not a URL"]
+          ] as const
+        ) {
+          const malformed = yield* Effect.flip(RedisMetadataStore.make({ url }))
+          assert.include(malformed.message, says, url)
+          assert.include(malformed.message, "password=***", url)
+          assert.notInclude(malformed.message, secret, url)
+        }
+      })
+    ))
+
   it.scopedLive("a server that requires a password, and a url without one: the build fails, saying where to put it", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(RedisMetadataStore.make({ url: secured().url }))

@@ -1,26 +1,21 @@
 /**
  * `RedisMetadataStore.diagnose`: connect to Redis the way the store would, and report what an operator should change,
- * as a list of checks. Every step is bounded, its own connection is closed, and nothing fails: a failure is a check.
+ * as a list of checks. A connection that fails is the check it fails (reachable, authenticated, database); on a ready
+ * one run the server's checks (`checks.ts`); a Cluster's nodes are checked one by one and merged into one list. Every
+ * step is bounded, its own connection is closed, and nothing fails: a failure is a check.
  *
  * @since 0.2.0
  */
 import * as CacheConfig from "@s3cache/core/CacheConfig"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type { ClusterOptions, RedisOptions } from "ioredis"
+import { type Check, type Connected, messageOf, ok, problem, serverChecks } from "./checks.js"
 import * as client from "./client.js"
+import { explain, isDatabaseRefusal, type Origin, originOf, type Problem, tcpOpens } from "./connection.js"
 import { Either } from "./effect3.js"
-
-/** @internal */
-export interface Check {
-  readonly name: string
-  readonly status: "ok" | "warning" | "problem"
-  readonly detail: string
-  readonly fix?: string | undefined
-}
 
 /** What `diagnose` uses of the store's options. */
 export interface DiagnoseOptions {
@@ -35,24 +30,10 @@ export interface DiagnoseOptions {
   readonly clusterOptions?: ClusterOptions | undefined
 }
 
-/**
- * The oldest Redis the store works with: its scripts read the server's clock (`TIME`) and then write, which Redis
- * allows (replicating the scripts' effects rather than the scripts) by default from 5.0 on; everything else they and
- * the store send (UNLINK, multi-key EXISTS, SET PX) is older.
- */
-const minimumVersion = [5, 0, 0] as const
-
-const skewWarningMs = 1_000
-const skewProblemMs = 30_000
-
 const method = "RedisMetadataStore.diagnose"
 
-const ok = (name: string, detail: string): Check => ({ name, status: "ok", detail })
-const warning = (name: string, detail: string, fix: string): Check => ({ name, status: "warning", detail, fix })
-const problem = (name: string, detail: string, fix: string): Check => ({ name, status: "problem", detail, fix })
-
 /** The check a connection problem fails: the server not being there, refusing the password, refusing the database. */
-const checkOf = (found: client.Problem): Check => {
+const checkOf = (found: Problem): Check => {
   const [detail, fix] = splitFix(found.description)
   const name = found.kind === "noauth" || found.kind === "wrongpass"
     ? "redis authenticated"
@@ -70,200 +51,15 @@ const splitFix = (description: string): readonly [string, string] => {
 
 const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
 
-const messageOf = (error: unknown): string =>
-  (error instanceof Error ? error.message : String(error)).split("\n")[0]!.slice(0, 160)
-
-/** "7.0.15" → [7, 0, 15] */
-const parseVersion = (text: string): ReadonlyArray<number> => text.split(".").map((part) => Number.parseInt(part, 10))
-
-const below = (version: ReadonlyArray<number>, minimum: ReadonlyArray<number>): boolean => {
-  for (let i = 0; i < minimum.length; i++) {
-    const part = version[i] ?? 0
-    if (part !== minimum[i]!) return part < minimum[i]!
-  }
-  return false
-}
-
-/** `field:value` lines of an INFO reply */
-const infoFields = (reply: unknown): Map<string, string> => {
-  const fields = new Map<string, string>()
-  for (const line of String(reply).split(/\r?\n/)) {
-    const at = line.indexOf(":")
-    if (at > 0 && !line.startsWith("#")) fields.set(line.slice(0, at), line.slice(at + 1).trim())
-  }
-  return fields
-}
-
-const formatBytes = (bytes: number): string =>
-  bytes >= 1024 ** 3
-    ? `${(bytes / 1024 ** 3).toFixed(1)} GB`
-    : bytes >= 1024 ** 2
-    ? `${(bytes / 1024 ** 2).toFixed(1)} MB`
-    : `${bytes} B`
-
-const policyCheck = (policy: string, maxmemory: number): Check => {
-  const name = "redis maxmemory-policy"
-  const limit = maxmemory > 0 ? `maxmemory ${formatBytes(maxmemory)}` : "maxmemory 0: no limit"
-  const set = "CONFIG SET maxmemory-policy noeviction (and in redis.conf, or a managed service's parameter group)"
-  if (policy === "noeviction") {
-    return ok(name, `noeviction (${limit}): at maxmemory, commits fail and run uncached; hits keep working`)
-  }
-  if (policy === "volatile-lru" || policy === "volatile-ttl") {
-    return ok(name, `${policy} (${limit}): Redis may evict records and locks, never the indexes`)
-  }
-  if (policy === "volatile-lfu" || policy === "volatile-random") {
-    return warning(
-      name,
-      `${policy} (${limit}): Redis may evict records and locks (never the indexes), but not the least recently ` +
-        "read: a record evicted elsewhere in the LRU index leaves a ghost that counts as an entry until it reaches " +
-        "the index's old end or its TTL passes, so fewer live entries fit in maxCacheEntries",
-      `Set noeviction (recommended), volatile-lru or volatile-ttl: ${set}`
-    )
-  }
-  if (policy.startsWith("allkeys-")) {
-    const why = "Redis may evict the store's indexes, the namespace registry and the store id: maxCacheEntries is " +
-      "then not enforced until entries expire, clear() and the CLI miss namespaces, and objects written under a " +
-      "lost store id are left out of cleanupOrphanedObjects"
-    const fix = `Set noeviction (recommended), volatile-lru or volatile-ttl: ${set}`
-    return maxmemory > 0
-      ? problem(name, `${policy} (${limit}): ${why}`, fix)
-      : warning(name, `${policy} (${limit}): nothing is evicted yet, but once maxmemory is set, ${why}`, fix)
-  }
-  return warning(
-    name,
-    `${policy} (${limit}): not a policy this store knows`,
-    `Set noeviction (recommended), volatile-lru or volatile-ttl: ${set}`
-  )
-}
-
-const skewCheck = (skewMs: number, roundTripMs: number): Check => {
-  const name = "clock skew"
-  const size = Math.abs(skewMs)
-  const detail = `this host's clock is ${Math.round(size)} ms ${skewMs >= 0 ? "ahead of" : "behind"} Redis's ` +
-    `(±${Math.ceil(roundTripMs / 2)} ms, half the round trip)`
-  const why = "records carry the time they were written by the writer's clock and each reader judges their freshness " +
-    "by its own, while Redis expires keys and lock leases by its clock: hosts whose clocks disagree serve entries past " +
-    "their TTL, or take fresh ones for stale (grace, refresh ahead)"
-  const fix = `Synchronize this host's clock (NTP, chrony), and Redis's host's: ${why}`
-  if (size - roundTripMs / 2 > skewProblemMs) return problem(name, detail, fix)
-  if (size - roundTripMs / 2 > skewWarningMs) return warning(name, detail, fix)
-  return ok(name, detail)
-}
-
 interface Bounds {
   readonly commandTimeoutMs: number
   readonly connectTimeoutMs: number
 }
 
-/** One command with a deadline of its own, as an Either: a refusal or a timeout is something to report. */
-const command = <A>(run: () => Promise<A>, timeoutMs: number) =>
-  Effect.tryPromise(run).pipe(
-    Effect.timeoutFail({
-      duration: Duration.millis(timeoutMs),
-      onTimeout: () => new Error(`no answer within ${timeoutMs} ms`)
-    }),
-    Effect.mapError((error) => error instanceof Error ? error : new Error(String(error))),
-    Effect.either
-  )
-
-interface Connected {
-  readonly call: (...args: Array<string>) => Promise<unknown>
-  readonly info: (section: string) => Promise<unknown>
-}
-
-/** The checks that need a ready connection: version, maxmemory-policy, cluster coverage, clock skew. */
-const serverChecks = (redis: Connected, bounds: Bounds) =>
-  Effect.gen(function*() {
-    const checks: Array<Check> = []
-    const timeout = bounds.commandTimeoutMs
-    const server = yield* command(() => redis.info("server"), timeout)
-    const memory = yield* command(() => redis.info("memory"), timeout)
-    let clusterMode = false
-    if (Either.isLeft(server)) {
-      checks.push(warning(
-        "redis version",
-        `INFO was refused (${messageOf(server.left)}): the version could not be checked`,
-        `Make sure the server runs Redis ${minimumVersion.join(".")} or later, or allow INFO to this user to check`
-      ))
-    } else {
-      const fields = infoFields(server.right)
-      const version = fields.get("redis_version") ?? "unknown"
-      clusterMode = fields.get("redis_mode") === "cluster"
-      checks.push(
-        below(parseVersion(version), minimumVersion)
-          ? problem(
-            "redis version",
-            `Redis ${version}: the store's scripts need ${minimumVersion.join(".")} or later (they read the ` +
-              "server's clock before writing, which older servers refuse)",
-            `Upgrade Redis to ${minimumVersion.join(".")} or later`
-          )
-          : ok("redis version", `Redis ${version} (${minimumVersion.join(".")} or later needed)`)
-      )
-    }
-    if (Either.isLeft(memory)) {
-      checks.push(warning(
-        "redis maxmemory-policy",
-        `INFO memory was refused (${messageOf(memory.left)}): the eviction policy could not be checked`,
-        "Make sure maxmemory-policy is noeviction, volatile-lru or volatile-ttl, or allow INFO to this user"
-      ))
-    } else {
-      const fields = infoFields(memory.right)
-      checks.push(policyCheck(fields.get("maxmemory_policy") ?? "unknown", Number(fields.get("maxmemory") ?? 0)))
-    }
-    if (clusterMode) {
-      const coverage = yield* command(() => redis.call("CONFIG", "GET", "cluster-require-full-coverage"), timeout)
-      const name = "redis cluster coverage"
-      const fix = "CONFIG SET cluster-require-full-coverage no on every node (and in its config file)"
-      if (Either.isLeft(coverage)) {
-        checks.push(warning(
-          name,
-          `CONFIG GET was refused (${messageOf(coverage.left)}): cluster-require-full-coverage could not be checked`,
-          `Make sure it is no on every node: ${fix}; or allow CONFIG GET to this user to check`
-        ))
-      } else {
-        const reply = coverage.right
-        const value = Array.isArray(reply)
-          ? String(reply[1] ?? "")
-          : typeof reply === "object" && reply !== null
-          ? String((reply as Record<string, unknown>)["cluster-require-full-coverage"] ?? "")
-          : ""
-        checks.push(
-          value === "no"
-            ? ok(name, "cluster-require-full-coverage no: with a master down, the others keep serving their slots")
-            : warning(
-              name,
-              `cluster-require-full-coverage ${value || "unknown"}: with one master down, the healthy ones refuse ` +
-                "reads and writes too (CLUSTERDOWN), so every namespace runs uncached",
-              fix
-            )
-        )
-      }
-    }
-    const before = yield* Clock.currentTimeMillis
-    const time = yield* command(() => redis.call("TIME"), timeout)
-    const after = yield* Clock.currentTimeMillis
-    if (Either.isLeft(time)) {
-      checks.push(warning(
-        "clock skew",
-        `TIME was refused (${messageOf(time.left)}): the clocks could not be compared`,
-        "Allow TIME to this user, or make sure this host's clock is synchronized (NTP)"
-      ))
-    } else {
-      const [seconds, micros] = Array.isArray(time.right) ? time.right.map(Number) : [Number.NaN, Number.NaN]
-      const serverMs = seconds! * 1000 + micros! / 1000
-      checks.push(
-        Number.isFinite(serverMs)
-          ? skewCheck((before + after) / 2 - serverMs, after - before)
-          : warning("clock skew", `TIME answered ${messageOf(time.right)}`, "Check that this is a Redis server")
-      )
-    }
-    return checks
-  })
-
 /** Connect to one server (a standalone url, or one node of a cluster) and run every check on it. */
 const diagnoseServer = (connection: client.ConnectionOptions, bounds: Bounds) =>
   Effect.gen(function*() {
-    const origin = client.originOf(connection)
+    const origin = originOf(connection)
     const checks: Array<Check> = []
     // the last error that says what went wrong (ioredis follows it with errors that say nothing new), else the last
     let lastError: unknown
@@ -282,12 +78,12 @@ const diagnoseServer = (connection: client.ConnectionOptions, bounds: Bounds) =>
           redisOptions: { ...connection.redisOptions, retryStrategy: () => null, enableReadyCheck: true }
         })
         created.on("error", (error: Error) => {
-          if (client.isDatabaseRefusal(error)) {
+          if (isDatabaseRefusal(error)) {
             databaseRefused = error
             created.disconnect()
           }
           lastError = error
-          if (client.explain(error, origin) !== undefined) {
+          if (explain(error, origin) !== undefined) {
             lastExplained = error
             explained()
           }
@@ -308,10 +104,10 @@ const diagnoseServer = (connection: client.ConnectionOptions, bounds: Bounds) =>
       owned.status === "ready"
     if (!connected) {
       const cause = databaseRefused ?? lastExplained ?? lastError
-      let found = cause !== undefined ? client.explain(cause, origin) : undefined
+      let found = cause !== undefined ? explain(cause, origin) : undefined
       if (found?.kind === "timeout" && origin.tls) {
-        const opens = yield* Effect.promise(() => client.tcpOpens(origin.host, origin.port, bounds.connectTimeoutMs))
-        found = client.explain(cause, origin, opens)
+        const opens = yield* Effect.promise(() => tcpOpens(origin.host, origin.port, bounds.connectTimeoutMs))
+        found = explain(cause, origin, opens)
       }
       if (found !== undefined && found.kind !== "noauth" && found.kind !== "wrongpass" && found.kind !== "database") {
         return [checkOf(found)]
@@ -339,11 +135,11 @@ const diagnoseServer = (connection: client.ConnectionOptions, bounds: Bounds) =>
       ok("redis database", `database ${databaseOf(connection)} selected`)
     )
     const redis = owned as unknown as Connected
-    checks.push(...(yield* serverChecks(redis, bounds)))
+    checks.push(...(yield* serverChecks(redis, bounds.commandTimeoutMs)))
     return checks
   })
 
-const authenticatedDetail = (origin: client.Origin): string =>
+const authenticatedDetail = (origin: Origin): string =>
   origin.password === undefined
     ? "no password given, and the server asks for none"
     : `the server accepted the ${origin.username !== undefined ? "user and password" : "password"}`
@@ -450,6 +246,6 @@ const diagnoseClient = (given: client.Client, bounds: Bounds) =>
     const redis = given as unknown as Connected
     return [
       ok("redis reachable", `the client you gave is connected to ${server}`),
-      ...(yield* serverChecks(redis, bounds))
+      ...(yield* serverChecks(redis, bounds.commandTimeoutMs))
     ]
   })
