@@ -7,6 +7,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { createRequire } from "node:module"
@@ -31,5 +32,15 @@ Cli.run(process.argv, version).pipe(
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withLeveledConsole(Logger.logfmtLogger))),
   // warnings by default; `--log-level debug` (a flag of every command) shows the causes the warnings leave out
   Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    // the command is done: exit even if something it gave up on (a file-system call on a hung mount, bounded and
+    // abandoned) still holds the event loop; a second is left for stdout to drain
+    teardown: (exit, onExit) => {
+      const code = Exit.isFailure(exit) && !Exit.isInterrupted(exit) ? 1 : Number(process.exitCode ?? 0)
+      setTimeout(() => process.exit(code), 1000).unref()
+      onExit(code)
+    }
+  })
 )

@@ -17,6 +17,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as RedisServer from "../../redis/test/utils/RedisServer.js"
 import { run, runJson } from "./utils/cli.js"
 
@@ -197,7 +200,65 @@ describe("s3cache (the binary)", () => {
 
       const neither = yield* run(["invalidate", "--yes"], env)
       assert.strictEqual(neither.code, 1)
-      assert.include(neither.stderr, "say what to invalidate")
+      // one line that says what to do, not the error's class
+      assert.match(neither.stderr, /^s3cache: say what to invalidate/m)
+    }))
+
+  it.scoped("a key in the cache's namespace (S3CACHE_NAMESPACE), and a key that is not a string (--key-json)", () =>
+    Effect.gen(function*() {
+      const { cache, env, metadata } = yield* deployment
+      yield* seed(cache)
+      // the application's calls that name no namespace use S3CACHE_NAMESPACE: so do the CLI's
+      const inNamespace = yield* runJson(["invalidate", "--key", "c", "--yes"], {
+        ...env,
+        S3CACHE_NAMESPACE: "reports"
+      })
+      assert.strictEqual(inNamespace.code, 0, inNamespace.stderr)
+      assert.strictEqual(inNamespace.json.removed, 1)
+      assert.strictEqual(yield* metadata.size("reports"), 4)
+
+      // a wrapped function's key: { function, args }
+      const key = { function: "users.get", args: ["42"] }
+      yield* cache.cached(Effect.succeed({ id: 42 }), { key, namespace: "users" })
+      yield* cache.flush
+      const json = JSON.stringify(key)
+      const inspected = yield* runJson(["inspect", "--namespace", "users", "--key-json", json], env)
+      assert.strictEqual(inspected.code, 0, inspected.stdout + inspected.stderr)
+      assert.strictEqual(inspected.json.entries[0].record.hash, yield* cache.hashKey(key, "users"))
+      const removed = yield* runJson(["invalidate", "--namespace", "users", "--key-json", json, "--yes"], env)
+      assert.strictEqual(removed.json.removed, 1)
+      const notJson = yield* run(["invalidate", "--key-json", "{users", "--yes"], env)
+      assert.strictEqual(notJson.code, 1)
+      assert.match(notJson.stderr, /^s3cache: --key-json is not JSON/m)
+    }))
+
+  it.scoped("a password, in the url or its query, is never printed: stats, doctor, errors", () =>
+    Effect.gen(function*() {
+      const secured = yield* RedisServer.make()
+      const raw = yield* RedisServer.rawClient(secured.url)
+      yield* Effect.promise(() => raw.config("SET", "requirepass", "hunter2"))
+      const folder = { S3CACHE_LOCAL_PATH: fs.mkdtempSync(path.join(os.tmpdir(), "s3cache-cli-")) }
+      for (
+        const url of [
+          `redis://default:hunter2@127.0.0.1:${secured.port}/0`,
+          `redis://127.0.0.1:${secured.port}/0?password=hunter2`
+        ]
+      ) {
+        const stats = yield* runJson(["stats"], { ...folder, S3CACHE_REDIS_URL: url })
+        assert.strictEqual(stats.code, 0, stats.stderr)
+        assert.include(stats.json.metadata, "***")
+        const doctor = yield* runJson(["doctor"], { ...folder, S3CACHE_REDIS_URL: url })
+        assert.strictEqual(doctor.code, 0, doctor.stdout + doctor.stderr)
+        const text = yield* run(["stats"], { ...folder, S3CACHE_REDIS_URL: url })
+        for (const out of [stats, doctor, text]) assert.notInclude(out.stdout + out.stderr, "hunter2", url)
+      }
+      const wrong = yield* run(["stats"], {
+        ...folder,
+        S3CACHE_REDIS_URL: `redis://default:hunter3@127.0.0.1:${secured.port}/0`
+      })
+      assert.strictEqual(wrong.code, 1)
+      assert.match(wrong.stderr, /refused the (user and )?password/)
+      assert.notInclude(wrong.stderr, "hunter3")
     }))
 
   it.scoped("cleanup: orphans older than --older-than are deleted, referenced objects kept; --dry-run", () =>

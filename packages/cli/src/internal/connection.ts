@@ -61,6 +61,8 @@ export const masked = (url: string): string =>
     /\/\/([^@/]*)@/,
     (_, auth: string) => `//${auth.includes(":") ? `${auth.slice(0, auth.indexOf(":"))}:***` : "***"}@`
   )
+    // ioredis takes a password from the query too
+    .replace(/([?&]password=)[^&#]*/gi, "$1***")
 
 /** Where metadata and payloads live, as a human reads it. */
 export const describe = (connection: Connection) => ({
@@ -132,10 +134,14 @@ export const provide =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CliError, Exclude<R, ROut>> =>
     effect.pipe(Effect.provide(layer), Effect.withConfigProvider(configProvider(connection)))
 
+const configErrorOps = new Set(["And", "Or", "InvalidData", "MissingData", "SourceUnavailable", "Unsupported"])
+const isConfigError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_op" in error && configErrorOps.has(String(error._op))
+
 /** The one line of an error: its message, without a stack. */
 export const messageOf = (error: unknown): string => {
   // a ConfigError is no Error; its string names the variable and what was wrong with it
-  if (typeof error === "object" && error !== null && "_op" in error) return String(error)
+  if (isConfigError(error)) return String(error)
   if (error instanceof Error) return error.message.split("\n")[0] ?? String(error)
   if (typeof error === "object" && error !== null && "message" in error) return String(error.message)
   return String(error)

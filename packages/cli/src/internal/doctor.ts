@@ -10,7 +10,9 @@ import * as CacheVariables from "@s3cache/core/CacheVariables"
 import { MetadataStore } from "@s3cache/core/MetadataStore"
 import { RedisMetadataStore } from "@s3cache/redis"
 import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as crypto from "node:crypto"
@@ -18,13 +20,8 @@ import * as os from "node:os"
 import * as Connection from "./connection.js"
 import * as Format from "./format.js"
 
-/** One finding. */
-export interface Check {
-  readonly name: string
-  readonly status: "ok" | "warning" | "problem"
-  readonly detail: string
-  readonly fix?: string | undefined
-}
+/** One finding, as `RedisMetadataStore.diagnose` reports its own. */
+export type Check = RedisMetadataStore.Check
 
 const ok = (name: string, detail: string): Check => ({ name, status: "ok", detail })
 const problem = (name: string, detail: string, fix?: string): Check => ({ name, status: "problem", detail, fix })
@@ -92,7 +89,10 @@ const sse = () => {
 const payloadChecks = (connection: Connection.Connection) =>
   Effect.gen(function*() {
     const where = Connection.describe(connection).payloads
-    const built = yield* bounded(Effect.provide(BlobStore, Connection.blobLayer(connection)))
+    // built in this scope (closed once the probe is deleted): the store is probed as the cache holds it, open
+    const built = yield* bounded(
+      Effect.map(Layer.build(Connection.blobLayer(connection)), (context) => Context.get(context, BlobStore))
+    )
     if (built._tag === "Left") {
       return [problem("payload store", `${where}: ${built.left}`, "fix the S3CACHE_S3_* variables or the folder")]
     }
@@ -123,7 +123,8 @@ const payloadChecks = (connection: Connection.Connection) =>
         : undefined)
     yield* step(
       "payloads listable",
-      Stream.runCollect(Stream.take(blobs.list(prefix), 1000)),
+      // the probe's own key as the prefix: other probes left under s3cache-doctor/ cannot hide it
+      Stream.runCollect(Stream.take(blobs.list(key), 10)),
       (listed) =>
         Chunk.some(listed, (info) => info.key === key)
           ? undefined

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
 import * as Connection from "./connection.js"
+import * as Entry from "./entry.js"
 import * as Format from "./format.js"
 
 /** What was found of the payload. */
@@ -113,18 +114,19 @@ export const command = Command.make(
       Args.withDescription("the cache key, as the application passes it (a string key)"),
       Args.optional
     ),
+    keyJson: Entry.keyJson,
     hash: Options.text("hash").pipe(Options.withDescription("the entry hash instead of the key"), Options.optional),
-    namespace: Options.text("namespace").pipe(
-      Options.withDescription("the entry's namespace (default: \"default\" for a key; every namespace for --hash)"),
-      Options.optional
+    namespace: Entry.namespace(
+      "the entry's namespace (default for a key: S3CACHE_NAMESPACE, else \"default\"; for --hash: every namespace)"
     )
   },
   (input) =>
     Effect.gen(function*() {
       const cache = yield* Cache
       const metadata = yield* MetadataStore
-      if (Option.isSome(input.key) === Option.isSome(input.hash)) {
-        return yield* new Connection.CliError({ message: "give a key or --hash (one of them)" })
+      const key = yield* Entry.keyOf(input.key, input.keyJson, "a key")
+      if (Option.isSome(key) === Option.isSome(input.hash)) {
+        return yield* new Connection.CliError({ message: "give a key (or --key-json) or --hash, one of them" })
       }
       let hash: string
       let namespaces: ReadonlyArray<string>
@@ -137,8 +139,8 @@ export const command = Command.make(
         }
         namespaces = Option.isSome(input.namespace) ? [input.namespace.value] : yield* metadata.namespaces
       } else {
-        const namespace = Option.getOrElse(input.namespace, () => CacheKey.defaultNamespace)
-        hash = yield* cache.hashKey(Option.getOrThrow(input.key), namespace)
+        const namespace = Option.getOrElse(input.namespace, () => cache.config.namespace)
+        hash = yield* cache.hashKey(Option.getOrThrow(key), namespace)
         namespaces = [namespace]
       }
       const found: Array<EntryRecord> = []

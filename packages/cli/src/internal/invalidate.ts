@@ -10,13 +10,14 @@ import * as CacheKey from "@s3cache/core/CacheKey"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Connection from "./connection.js"
+import * as Entry from "./entry.js"
 import * as Format from "./format.js"
 
 const text = (name: string, description: string) =>
   Options.text(name).pipe(Options.withDescription(description), Options.optional)
 
 type Target =
-  | { readonly _tag: "Key"; readonly key: string; readonly namespace: string }
+  | { readonly _tag: "Key"; readonly key: CacheKey.CacheKey; readonly namespace: string }
   | { readonly _tag: "Hash"; readonly hash: string; readonly namespace: string | undefined }
   | { readonly _tag: "Namespace"; readonly namespace: string }
   | { readonly _tag: "All" }
@@ -24,7 +25,7 @@ type Target =
 const describeTarget = (target: Target): string => {
   switch (target._tag) {
     case "Key":
-      return `the entry of key ${JSON.stringify(target.key.slice(0, 80))} in namespace ${target.namespace}`
+      return `the entry of key ${Entry.shown(target.key)} in namespace ${target.namespace}`
     case "Hash":
       return `the entry of hash ${target.hash} in ${
         target.namespace === undefined ? "every namespace" : `namespace ${target.namespace}`
@@ -40,7 +41,8 @@ export const command = Command.make(
   "invalidate",
   {
     ...Connection.options,
-    key: text("key", "the entry of this key (in --namespace, default \"default\")"),
+    key: text("key", "the entry of this key (in --namespace, default S3CACHE_NAMESPACE, else \"default\")"),
+    keyJson: Entry.keyJson,
     hash: text("hash", "the entry of this hash (in --namespace, or in every namespace)"),
     namespace: text("namespace", "with --key or --hash: where; alone: every entry of this namespace"),
     all: Options.boolean("all").pipe(Options.withDescription("every entry of every namespace")),
@@ -48,21 +50,20 @@ export const command = Command.make(
   },
   (input) =>
     Effect.gen(function*() {
-      const chosen = [Option.isSome(input.key), Option.isSome(input.hash), input.all].filter(Boolean).length
+      const key = yield* Entry.keyOf(input.key, input.keyJson)
+      const chosen = [Option.isSome(key), Option.isSome(input.hash), input.all].filter(Boolean).length
       if (
         chosen > 1 || (chosen === 0 && Option.isNone(input.namespace)) || (input.all && Option.isSome(input.namespace))
       ) {
         return yield* new Connection.CliError({
           message:
-            "say what to invalidate: --key K, --hash H (each with an optional --namespace N), --namespace N, or --all"
+            "say what to invalidate: --key K (or --key-json J), --hash H (each with an optional --namespace N), " +
+            "--namespace N, or --all"
         })
       }
-      const target: Target = Option.isSome(input.key)
-        ? {
-          _tag: "Key",
-          key: input.key.value,
-          namespace: Option.getOrElse(input.namespace, () => CacheKey.defaultNamespace)
-        }
+      const cache = yield* Cache
+      const target: Target = Option.isSome(key)
+        ? { _tag: "Key", key: key.value, namespace: Option.getOrElse(input.namespace, () => cache.config.namespace) }
         : Option.isSome(input.hash)
         ? { _tag: "Hash", hash: input.hash.value, namespace: Option.getOrUndefined(input.namespace) }
         : input.all
@@ -86,7 +87,7 @@ export const command = Command.make(
         })
         if (!confirmed) return yield* Format.output(input.json, { removed: 0, cancelled: true }, () => "cancelled")
       }
-      const removed = yield* Effect.flatMap(Cache, (cache) => {
+      const removed = yield* Effect.suspend(() => {
         switch (target._tag) {
           case "Key":
             return Effect.map(cache.invalidateKey(target.key, { namespace: target.namespace }), Number)
