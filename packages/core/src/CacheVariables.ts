@@ -164,12 +164,12 @@ export const knownVariables: ReadonlyArray<string> = variables.known
 export const warnUnknownVariables: Effect.Effect<void> = variables.warnUnknown
 
 /**
- * The `S3CACHE_*` names in `env` (such as `process.env`) that no package reads, each with the known name it most
- * likely meant, for tools that report them their own way (`warnUnknownVariables` logs them).
+ * The `S3CACHE_*` names the `ConfigProvider` (the environment, by default) holds that no package reads, each with
+ * the known name it most likely meant, for tools that report them their own way (`warnUnknownVariables` logs them).
  *
  * @since 0.2.0
  * @category config
  */
-export const unknownVariables: (
-  env: Readonly<Record<string, string | undefined>>
-) => Array<{ readonly name: string; readonly suggestion?: string | undefined }> = variables.unknownInRecord
+export const unknownVariables: Effect.Effect<
+  Array<{ readonly name: string; readonly suggestion?: string | undefined }>
+> = variables.unknownWithSuggestions

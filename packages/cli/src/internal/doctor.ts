@@ -10,6 +10,7 @@ import * as CacheVariables from "@s3cache/core/CacheVariables"
 import { MetadataStore } from "@s3cache/core/MetadataStore"
 import { RedisMetadataStore } from "@s3cache/redis"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -37,19 +38,21 @@ const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.either
   )
 
-const configuration = Effect.sync((): ReadonlyArray<Check> => {
-  const unknown = CacheVariables.unknownVariables(process.env)
-  return unknown.length === 0
-    ? [ok("configuration", "every S3CACHE_* variable set is one s3cache reads")]
-    : unknown.map(({ name, suggestion }) =>
-      ({
-        name: "configuration",
-        status: "warning",
-        detail: `${name} is set, but no s3cache package reads it`,
-        fix: suggestion === undefined ? `remove ${name}` : `did you mean ${suggestion}? rename it`
-      }) satisfies Check
-    )
-})
+// the variables as the layers see them: the flags over the environment (the command's ConfigProvider)
+const configuration = Effect.map(
+  CacheVariables.unknownVariables,
+  (unknown): ReadonlyArray<Check> =>
+    unknown.length === 0
+      ? [ok("configuration", "every S3CACHE_* variable set is one s3cache reads")]
+      : unknown.map(({ name, suggestion }) =>
+        ({
+          name: "configuration",
+          status: "warning",
+          detail: `${name} is set, but no s3cache package reads it`,
+          fix: suggestion === undefined ? `remove ${name}` : `did you mean ${suggestion}? rename it`
+        }) satisfies Check
+      )
+)
 
 const metadataChecks = (connection: Connection.Connection) =>
   Effect.gen(function*() {
@@ -81,10 +84,14 @@ const metadataChecks = (connection: Connection.Connection) =>
     return checks
   })
 
-const sse = () => {
-  const mode = process.env.S3CACHE_S3_SSE
-  return mode === undefined || mode === "" ? "" : ` (server-side encryption ${mode}, S3CACHE_S3_SSE)`
-}
+const sse = Config.string("S3CACHE_S3_SSE").pipe(
+  Config.option,
+  Effect.map(Option.match({
+    onNone: () => "",
+    onSome: (mode) => (mode === "" ? "" : ` (server-side encryption ${mode}, S3CACHE_S3_SSE)`)
+  })),
+  Effect.orElseSucceed(() => "")
+)
 
 const payloadChecks = (connection: Connection.Connection) =>
   Effect.gen(function*() {
@@ -101,6 +108,7 @@ const payloadChecks = (connection: Connection.Connection) =>
     const prefix = "s3cache-doctor/"
     const key = `${prefix}${host}-${process.pid}-${crypto.randomBytes(6).toString("hex")}`
     const bytes = crypto.randomBytes(1024)
+    const encryption = yield* sse
     const checks: Array<Check> = []
     const step = <A>(name: string, effect: Effect.Effect<A, unknown>, good: (a: A) => string | undefined) =>
       Effect.gen(function*() {
@@ -108,7 +116,7 @@ const payloadChecks = (connection: Connection.Connection) =>
         const failure = result._tag === "Left" ? result.left : good(result.right)
         checks.push(
           failure === undefined
-            ? ok(name, `${where}: ${name.replace("payloads ", "")} (probe ${key})${sse()}`)
+            ? ok(name, `${where}: ${name.replace("payloads ", "")} (probe ${key})${encryption}`)
             : problem(name, `${where}: ${failure}`)
         )
         return failure === undefined

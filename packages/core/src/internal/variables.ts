@@ -308,21 +308,20 @@ export const unknownVariables = (provider: ConfigProvider.ConfigProvider): Effec
 }
 
 /**
- * The same from a plain record of variables (`process.env`), with the suggestion of each: for tools that report
- * them their own way (the CLI's `doctor`).
+ * The same with the suggestion of each, for tools that report them their own way (the CLI's `doctor`).
  *
  * @internal
  */
-export const unknownInRecord = (
-  env: Readonly<Record<string, string | undefined>>
-): Array<{ readonly name: string; readonly suggestion?: string | undefined }> =>
-  Object.keys(env)
-    .filter((name) => name.startsWith(`${prefix}_`) && env[name] !== undefined && !knownSet.has(name))
-    .sort()
-    .map((name) => {
+export const unknownWithSuggestions: Effect.Effect<
+  Array<{ readonly name: string; readonly suggestion?: string | undefined }>
+> = Effect.configProviderWith(unknownVariables).pipe(
+  Effect.map((names) =>
+    names.map((name) => {
       const suggestion = suggest(name)
       return suggestion === undefined ? { name } : { name, suggestion }
     })
+  )
+)
 
 /** @internal */
 export const unknownVariablesMessage = (names: ReadonlyArray<string>): string => {
