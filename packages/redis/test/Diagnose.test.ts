@@ -3,11 +3,12 @@
  * operator meets; it always returns, and in bounded time.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as FaultProxy from "@s3cache/core/test/FaultProxy"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
-import * as Net from "node:net"
 import { RedisMetadataStore } from "../src/index.js"
+import { blackhole } from "./utils/blackhole.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
 
@@ -22,40 +23,6 @@ const byName = (checks: ReadonlyArray<Check>, name: string): Check => {
 }
 
 const summary = (checks: ReadonlyArray<Check>) => checks.map((check) => `${check.name}: ${check.status}`)
-
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const socket = Net.createServer()
-    socket.once("error", reject)
-    socket.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const port = (socket.address() as Net.AddressInfo).port
-      socket.close(() => resolve(port))
-    })
-  })
-)
-
-/** A TCP server that accepts connections and never answers. */
-const blackhole = Effect.acquireRelease(
-  Effect.promise(() =>
-    new Promise<{ readonly socket: Net.Server; readonly port: number; readonly held: Set<Net.Socket> }>((resolve) => {
-      const held = new Set<Net.Socket>()
-      const socket = Net.createServer((connection) => {
-        held.add(connection)
-        connection.on("error", () => {})
-        connection.on("close", () => held.delete(connection))
-      })
-      socket.listen(
-        { host: "127.0.0.1", port: 0 },
-        () => resolve({ socket, port: (socket.address() as Net.AddressInfo).port, held })
-      )
-    })
-  ),
-  ({ held, socket }) =>
-    Effect.promise(() => {
-      for (const connection of held) connection.destroy()
-      return new Promise<void>((resolve) => socket.close(() => resolve()))
-    })
-)
 
 /** The server's connections from clients (diagnose must leave none behind). */
 const clientCount = (url: string) =>
@@ -142,7 +109,7 @@ describe("RedisMetadataStore.diagnose", () => {
 
   it.scopedLive("a port nothing listens on: redis reachable is the problem", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = yield* FaultProxy.freePort
       const checks = yield* RedisMetadataStore.diagnose({ url: `redis://127.0.0.1:${port}/0` })
       assert.deepStrictEqual(summary(checks), ["redis reachable: problem"])
       assert.include(checks[0]!.detail, `Redis at 127.0.0.1:${port} refused the connection (connect ECONNREFUSED`)

@@ -8,11 +8,12 @@ import * as BlobStore from "@s3cache/core/BlobStore"
 import * as Cache from "@s3cache/core/Cache"
 import type { MetadataStoreError } from "@s3cache/core/CacheError"
 import * as MetadataStore from "@s3cache/core/MetadataStore"
+import * as FaultProxy from "@s3cache/core/test/FaultProxy"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
-import * as Net from "node:net"
 import { RedisMetadataStore } from "../src/index.js"
+import { blackhole } from "./utils/blackhole.js"
 import * as Ioredis from "./utils/ioredis.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import { beforeAllScoped } from "./utils/shared.js"
@@ -42,41 +43,6 @@ const noauth = Ioredis.major === 6
 const hash = "a".repeat(64)
 const lock = { token: "t", lockTtlMs: 10_000 }
 
-/** A loopback port nothing listens on (taken, then freed). */
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const socket = Net.createServer()
-    socket.once("error", reject)
-    socket.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const port = (socket.address() as Net.AddressInfo).port
-      socket.close(() => resolve(port))
-    })
-  })
-)
-
-/** A TCP server that accepts connections and never answers: a blackholed Redis. */
-const blackhole = Effect.acquireRelease(
-  Effect.promise(() =>
-    new Promise<{ readonly socket: Net.Server; readonly port: number; readonly held: Set<Net.Socket> }>((resolve) => {
-      const held = new Set<Net.Socket>()
-      const socket = Net.createServer((connection) => {
-        held.add(connection)
-        connection.on("error", () => {})
-        connection.on("close", () => held.delete(connection))
-      })
-      socket.listen(
-        { host: "127.0.0.1", port: 0 },
-        () => resolve({ socket, port: (socket.address() as Net.AddressInfo).port, held })
-      )
-    })
-  ),
-  ({ held, socket }) =>
-    Effect.promise(() => {
-      for (const connection of held) connection.destroy()
-      return new Promise<void>((resolve) => socket.close(() => resolve()))
-    })
-)
-
 /** Runs `effect` with the warnings it logs collected in `warnings`. */
 const withWarnings = <A, E, R>(effect: (warnings: Array<string>) => Effect.Effect<A, E, R>) => {
   const warnings: Array<string> = []
@@ -94,7 +60,7 @@ describe("Redis connection errors say what happened and what to change", () => {
   it.scopedLive("a port nothing listens on: the store is built, and says the connection was refused", () =>
     withWarnings((warnings) =>
       Effect.gen(function*() {
-        const port = yield* freePort
+        const port = yield* FaultProxy.freePort
         const store = yield* RedisMetadataStore.make({ url: `redis://127.0.0.1:${port}/0`, awaitReady: "500 millis" })
         const expected =
           `Redis at 127.0.0.1:${port} refused the connection (connect ECONNREFUSED 127.0.0.1:${port}): ` +
@@ -220,7 +186,7 @@ describe("Redis connection errors say what happened and what to change", () => {
   it.scopedLive("the cache's fail-open warning carries the explanation", () =>
     withWarnings((warnings) =>
       Effect.gen(function*() {
-        const port = yield* freePort
+        const port = yield* FaultProxy.freePort
         const metadata = yield* RedisMetadataStore.make({ url: `redis://127.0.0.1:${port}/0`, awaitReady: "1 millis" })
         const cache = yield* Cache.make({ name: `conn-errors-${process.pid}`, metadataTimeout: "500 millis" }).pipe(
           Effect.provideService(MetadataStore.MetadataStore, metadata),
@@ -260,7 +226,7 @@ describe("Redis connection errors say what happened and what to change", () => {
 
   it.scopedLive("Redis down at build, then up with a password the url lacks: calls say NOAUTH", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = yield* FaultProxy.freePort
       const store = yield* RedisMetadataStore.make({ url: `redis://127.0.0.1:${port}/0`, awaitReady: "1 millis" })
       yield* Effect.flatMap(RedisServer.make({ port }), requirePassword)
       const error = yield* untilIncludes(store, "NOAUTH")
@@ -273,7 +239,7 @@ describe("Redis connection errors say what happened and what to change", () => {
 
   it.scopedLive("Redis down at build, then up without the url's database: calls carry the database message", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = yield* FaultProxy.freePort
       const store = yield* RedisMetadataStore.make({ url: `redis://127.0.0.1:${port}/99`, awaitReady: "1 millis" })
       const up = yield* RedisServer.make({ port })
       const error = yield* untilIncludes(store, "DB index")
